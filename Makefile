@@ -1,0 +1,26 @@
+# The two commands of the README: `make demo` (a real import on the local stack) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+.PHONY: setup demo test lint bench
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) -m lib sample .local/LEADCLIENT-sample.csv --rows 20000
+	$(PY) -m lib import .local/LEADCLIENT-sample.csv --yes
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: setup
+	$(PY) -m bench.e2e $(BENCH_ARGS)

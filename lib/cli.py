@@ -1,0 +1,307 @@
+"""`python -m lib`: import a file, list and retry jobs, serve the local stack, migrate.
+
+The CLI acts as the service itself (database and storage access, like the endpoints),
+while every slice runs over HTTP through QStash exactly as in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lib import db, manager
+from lib.db import queries
+from lib.config import Settings
+from lib.errors import LeadImportError
+from lib.jobs import ACTIVE, Status
+from lib.queue import Publisher
+from lib.storage import storage_from_env
+
+FINAL = {Status.READY, Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.REVERTED}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"), format="%(asctime)s %(name)s %(message)s")
+    try:
+        return args.func(args)
+    except LeadImportError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lib", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    imp = sub.add_parser("import", help="import a CSV file of leads, start to finish")
+    imp.add_argument("file", type=Path)
+    _commit_options(imp)
+    imp.add_argument("--region", default="FR", help="default phone region (default FR)")
+    imp.add_argument("--org", help="organization id (default: the only one / the local one)")
+    imp.set_defaults(func=cmd_import)
+
+    jobs = sub.add_parser("jobs", help="list the import jobs, newest first")
+    jobs.add_argument("--json", action="store_true")
+    jobs.add_argument("--limit", type=int, default=20)
+    jobs.set_defaults(func=cmd_jobs)
+
+    retry = sub.add_parser("retry", help="retry a failed, cancelled or stuck job and follow it")
+    retry.add_argument("job_id")
+    retry.add_argument("--force", action="store_true", help="take over an active job even if it looks alive")
+    retry.add_argument("--restart", action="store_true", help="start over from the validating step")
+    _commit_options(retry)
+    retry.set_defaults(func=cmd_retry)
+
+    serve = sub.add_parser("serve", help="run the local stack (database, QStash, storage, endpoints)")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.set_defaults(func=cmd_serve)
+
+    mig = sub.add_parser("migrate", help="apply the migrations to DATABASE_URL")
+    mig.set_defaults(func=cmd_migrate)
+
+    sample = sub.add_parser("sample", help="write an Excel-style sample file of leads")
+    sample.add_argument("path", type=Path)
+    sample.add_argument("--rows", type=int, default=210_202)
+    sample.add_argument("--seed", type=int, default=1)
+    sample.set_defaults(func=cmd_sample)
+    return p
+
+
+def _commit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--yes", action="store_true", help="commit without asking")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.add_argument("--duplicates", choices=("skip", "update", "create"), default="skip")
+    p.add_argument("--match", choices=("email_then_phone", "email", "phone", "email_or_phone"), default="email_then_phone")
+    p.add_argument("--assign", default="none", help="none | EMAIL | round-robin:EMAIL,EMAIL,... | column:HEADER")
+
+
+# -- the stack ---------------------------------------------------------------------------
+
+
+class Stack:
+    """The configured stack, or the local one: reused when `serve` runs, else started here."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ)
+        self.local: Any = None
+        if not (env.get("QSTASH_TOKEN") and env.get("DATABASE_URL") and env.get("APP_URL")):
+            from lib.local.stack import LocalStack, running_stack_env
+
+            running = running_stack_env(env)
+            if running is not None:
+                env = running
+            else:
+                self.local = LocalStack(env)
+                env = self.local.start()
+        self.settings = Settings.from_env(env)
+        self.conn = db.connect(self.settings.database_url)
+        self.storage = storage_from_env(self.settings.env, self.settings.local_data_dir)
+        self.publish = Publisher(self.settings).publish
+
+    def close(self) -> None:
+        self.conn.close()
+        if self.local is not None:
+            self.local.stop()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        print("error: set DATABASE_URL to the database to migrate", file=sys.stderr)
+        return 2
+    applied = db.migrate(url)
+    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from lib.local.stack import LocalStack
+
+    stack = LocalStack(port=args.port)
+    env = stack.start()
+    stack.write_state()
+    print(f"app        {env['APP_URL']}  (POST /api/import/parse, /api/import/commit, /api/jobs ...)")
+    print(f"database   {env['DATABASE_URL']}")
+    print(f"qstash     {env.get('QSTASH_URL', 'https://qstash.upstash.io')}  faults={stack.faults or 'none'}")
+    print(f"storage    {Path(env['LOCAL_DATA_DIR']) / 'storage'}")
+    print("Ctrl-C to stop.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from lib.parse.sample import write_sample_csv
+
+    args.path.parent.mkdir(parents=True, exist_ok=True)
+    write_sample_csv(args.path, args.rows, seed=args.seed)
+    print(f"wrote {args.rows} rows to {args.path}")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    stack = Stack()
+    try:
+        rows = stack.conn.execute(queries()["list_jobs"], {"limit": args.limit}).fetchall()
+        if args.json:
+            print(json.dumps([summary(stack.conn, r) for r in rows], indent=2))
+        else:
+            for r in rows:
+                print(
+                    f"{r['id']}  {r['created_at']:%Y-%m-%d %H:%M}  {r['status']:<10}  {r['total_rows']:>9} rows  "
+                    f"{r['inserted_rows']:>9} inserted  {r['file_name']}"
+                )
+    finally:
+        stack.close()
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    if not args.file.is_file():
+        print(f"error: no such file: {args.file}", file=sys.stderr)
+        return 2
+    stack = Stack()
+    try:
+        org, user = _org_and_user(stack, args.org)
+        key = f"{org}/{uuid.uuid4()}/{args.file.name}"
+        with args.file.open("rb") as f:
+            stack.storage.put(key, f)
+        job = manager.create_job(
+            stack.conn, org=org, user=user, file_name=args.file.name, storage_path=key,
+            settings={"region": args.region.upper()}, lease_seconds=stack.settings.lease_seconds,
+        )  # fmt: skip
+        manager.start_job(stack.conn, str(job["id"]), stack.publish)
+        return _follow_and_commit(stack, str(job["id"]), args)
+    finally:
+        stack.close()
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    stack = Stack()
+    try:
+        manager.retry_job(stack.conn, args.job_id, stack.publish, force=args.force, restart=args.restart)
+        return _follow_and_commit(stack, args.job_id, args)
+    finally:
+        stack.close()
+
+
+def _org_and_user(stack: Stack, org: str | None) -> tuple[str, str]:
+    rows = stack.conn.execute(queries()["first_member"], {"org": org}).fetchall()
+    orgs = {r["organization_id"] for r in rows}
+    if not rows:
+        raise LeadImportError("no organization with members in this database; pass --org")
+    if len(orgs) > 1 and org is None:
+        raise LeadImportError("several organizations: say which with --org")
+    return str(rows[0]["organization_id"]), str(rows[0]["user_id"])
+
+
+# -- following a job ------------------------------------------------------------------------
+
+
+def _follow_and_commit(stack: Stack, job_id: str, args: argparse.Namespace) -> int:
+    from lib.cli_output import print_final, print_review
+
+    quiet = args.json
+    job = follow(stack.conn, job_id, quiet=quiet)
+    if job["status"] == Status.READY:
+        if not quiet:
+            print_review(stack.conn, job)
+        if not args.yes and not _confirm(job):
+            print("Not committed. The job stays ready; commit it from the app or run retry later.")
+            return 1
+        body = {"duplicates": args.duplicates, "match": args.match, "assign": args.assign}
+        manager.commit_job(stack.conn, job_id, body, stack.publish)
+        job = follow(stack.conn, job_id, quiet=quiet)
+    if quiet:
+        print(json.dumps(summary(stack.conn, job), indent=2))
+    else:
+        print_final(stack.conn, job)
+    return 0 if job["status"] == Status.COMPLETED else 1
+
+
+def _confirm(job: dict[str, Any]) -> bool:
+    if not sys.stdin.isatty():
+        print("Not a terminal: pass --yes to commit.", file=sys.stderr)
+        return False
+    answer = input(f"Import {job['valid_rows']} valid rows? [y/N] ")
+    return answer.strip().lower() in ("y", "yes", "o", "oui")
+
+
+def follow(conn: Any, job_id: str, *, quiet: bool = False, poll: float = 0.2) -> dict[str, Any]:
+    """Watch the job row until it leaves the active statuses, with a progress bar per phase."""
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+    try:
+        while True:
+            job = conn.execute(queries()["get_job"], {"id": job_id}).fetchone()
+            status = Status(job["status"])
+            if not quiet and status in ACTIVE:
+                phase = job["phase"]
+                bar = bars.get(phase)
+                if bar is None:
+                    bar = bars[phase] = tqdm(desc=f"{phase:<7}", unit=" rows", unit_scale=True, dynamic_ncols=True)
+                done, total = _progress(job)
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+            if status in FINAL:
+                for phase, bar in bars.items():
+                    if phase == job["phase"]:
+                        bar.total = bar.n = _progress(job)[0]
+                    bar.close()
+                return job
+            time.sleep(poll)
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+def _progress(job: dict[str, Any]) -> tuple[int, int | None]:
+    if job["phase"] == "commit":
+        return job["commit_cursor"], job["total_rows"]
+    if job["phase"] == "revert":
+        return job["reverted_rows"], job["inserted_rows"]
+    return job["total_rows"], job["estimated_total_rows"]
+
+
+def summary(conn: Any, job: dict[str, Any]) -> dict[str, Any]:
+    """The JSON object of `import --json` (DESIGN.md "Command line")."""
+
+    def seconds(a: Any, b: Any) -> float | None:
+        return round((b - a).total_seconds(), 3) if a and b else None
+
+    return {
+        "job_id": str(job["id"]),
+        "status": job["status"],
+        "file_name": job["file_name"],
+        "total_rows": job["total_rows"],
+        "valid_rows": job["valid_rows"],
+        "invalid_rows": job["invalid_rows"],
+        "duplicate_rows": job["duplicate_rows"],
+        "inserted_rows": job["inserted_rows"],
+        "updated_rows": job["updated_rows"],
+        "skipped_rows": job["skipped_rows"],
+        "errors": job["error_counts"],
+        "warnings": job["warning_counts"],
+        "duplicate_of_job_id": str(job["duplicate_of_job_id"]) if job["duplicate_of_job_id"] else None,
+        "error_message": job["error_message"],
+        "elapsed_seconds": {
+            "parse": seconds(job["created_at"], job["parse_finished_at"]),
+            "commit": seconds(job["commit_started_at"], job["finished_at"]),
+            "total": seconds(job["created_at"], job["finished_at"] or job["parse_finished_at"]),
+        },
+    }

@@ -1,0 +1,56 @@
+"""What `python -m lib import` prints for a person: the review, then the final summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lib.db import queries
+
+
+def _examples(conn: Any, job: dict[str, Any], *, warnings: bool) -> list[str]:
+    rows = conn.execute(queries()["error_examples"], {"job": job["id"], "warnings": warnings}).fetchall()
+    lines = []
+    for r in rows:
+        shown = ", ".join(str(n) for n in r["rows"][:5])
+        more = f" and {r['n'] - 5} more" if r["n"] > 5 else ""
+        lines.append(f"    {r['code']:<16} {r['n']:>8}   rows {shown}{more}")
+    return lines
+
+
+def print_review(conn: Any, job: dict[str, Any]) -> None:
+    print()
+    print(f"Review of {job['file_name']} ({job['encoding']}, delimiter {job['delimiter']!r})")
+    mapped = [f"{h} → {f}" for h, f in zip(job["header"], job["mapping"], strict=True) if f]
+    kept = [h for h, f in zip(job["header"], job["mapping"], strict=True) if not f]
+    print(f"  columns      {', '.join(mapped)}")
+    if kept:
+        print(f"  kept as custom fields: {', '.join(kept)}")
+    print(f"  rows         {job['total_rows']:>9}")
+    print(f"  valid        {job['valid_rows']:>9}")
+    print(f"  invalid      {job['invalid_rows']:>9}")
+    print(f"  duplicates   {job['duplicate_rows']:>9}   (repeat an earlier row of the file)")
+    if job["invalid_rows"]:
+        print("  errors (these rows will not be imported):")
+        print("\n".join(_examples(conn, job, warnings=False)))
+    if job["warning_counts"]:
+        print("  warnings (rows imported, the bad value kept but not used to match):")
+        print("\n".join(_examples(conn, job, warnings=True)))
+    if job["duplicate_of_job_id"]:
+        print(f"  ! this same file was already imported by job {job['duplicate_of_job_id']}")
+    print()
+
+
+def print_final(conn: Any, job: dict[str, Any]) -> None:
+    print()
+    print(f"Job {job['id']}: {job['status']}")
+    if job["error_message"]:
+        print(f"  {job['error_message']}")
+        print(f"  Retry with: python -m lib retry {job['id']}")
+    if job["status"] in ("completed", "committing", "reverted"):
+        print(f"  inserted     {job['inserted_rows']:>9}")
+        print(f"  updated      {job['updated_rows']:>9}")
+        print(f"  skipped      {job['skipped_rows']:>9}   (matched an existing lead)")
+        print(f"  invalid      {job['invalid_rows']:>9}   (not imported)")
+        if job["warning_counts"]:
+            codes = ", ".join(f"{k}: {v}" for k, v in sorted(job["warning_counts"].items()))
+            print(f"  warnings     {codes}")

@@ -1,0 +1,72 @@
+"""Settings, read once from the environment (the names DESIGN.md fixes).
+
+Nothing else in the package reads os.environ: the local stack fills the same names
+(lib/local/stack.py), so product code never asks "am I local?".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _app_url(env: Mapping[str, str]) -> str:
+    """Public base URL of the endpoints; QStash signs it as `sub`, so never the Host header."""
+    if env.get("APP_URL"):
+        return env["APP_URL"].rstrip("/")
+    for name in ("VERCEL_PROJECT_PRODUCTION_URL", "VERCEL_URL"):
+        if env.get(name):
+            return "https://" + env[name].rstrip("/")
+    return "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    app_url: str
+    qstash_token: str
+    qstash_url: str | None
+    current_signing_key: str
+    next_signing_key: str
+    cron_secret: str | None = None
+    supabase_url: str | None = None
+    jwt_secret: str | None = None
+    local_data_dir: Path = Path(".local")
+    # The slice budget: well under Vercel's maxDuration (vercel.json) and short
+    # enough that a watched job moves at least every 2 seconds.
+    slice_seconds: float = 1.5
+    parse_slice_rows: int = 250_000
+    commit_slice_rows: int = 40_000
+    lease_seconds: int = 90
+    max_sweeps: int = 3
+    staged_retention_days: int = 30
+    qstash_retries: int = 5
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        supabase_url = env.get("SUPABASE_URL") or env.get("NEXT_PUBLIC_SUPABASE_URL")
+        return cls(
+            database_url=env.get("DATABASE_URL", ""),
+            app_url=_app_url(env),
+            qstash_token=env.get("QSTASH_TOKEN", ""),
+            qstash_url=env.get("QSTASH_URL") or None,
+            current_signing_key=env.get("QSTASH_CURRENT_SIGNING_KEY", ""),
+            next_signing_key=env.get("QSTASH_NEXT_SIGNING_KEY", ""),
+            cron_secret=env.get("CRON_SECRET") or None,
+            supabase_url=supabase_url.rstrip("/") if supabase_url else None,
+            jwt_secret=env.get("SUPABASE_JWT_SECRET") or None,
+            local_data_dir=Path(env.get("LOCAL_DATA_DIR", ".local")),
+            slice_seconds=float(env.get("IMPORT_SLICE_SECONDS", cls.slice_seconds)),
+            parse_slice_rows=int(env.get("IMPORT_PARSE_SLICE_ROWS", cls.parse_slice_rows)),
+            commit_slice_rows=int(env.get("IMPORT_COMMIT_SLICE_ROWS", cls.commit_slice_rows)),
+            lease_seconds=int(env.get("IMPORT_LEASE_SECONDS", cls.lease_seconds)),
+            max_sweeps=int(env.get("IMPORT_MAX_SWEEPS", cls.max_sweeps)),
+            env=env,
+        )
+
+    def endpoint_url(self, path: str) -> str:
+        return f"{self.app_url}/{path.lstrip('/')}"

@@ -1,0 +1,69 @@
+"""Connections, the named queries of sql/queries.sql, and migrations.
+
+Every SQL statement lives in lib/sql/queries.sql under a `-- name: NAME` header;
+parameters are always passed separately, never formatted into the text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import cache
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import dict_row
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = ROOT / "supabase" / "migrations"
+SHIM = ROOT / "supabase" / "local" / "shim.sql"
+QUERIES = Path(__file__).with_name("sql") / "queries.sql"
+
+
+@cache
+def queries() -> dict[str, str]:
+    """The named statements: `-- name: lock_job` followed by its SQL."""
+    parts = re.split(r"^-- name: (\w+)\s*$", QUERIES.read_text(), flags=re.M)
+    return {name: sql.strip() for name, sql in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def connect(url: str) -> psycopg.Connection:
+    """One autocommit connection per invocation; `with conn.transaction()` where atomicity
+    matters. prepare_threshold=None keeps it valid behind Supabase's transaction pooler."""
+    return psycopg.connect(url, autocommit=True, prepare_threshold=None, row_factory=dict_row)
+
+
+def migrate(url: str) -> list[str]:
+    """Apply pending migrations in order, recording them where the Supabase CLI does.
+
+    Safe to run twice, or concurrently: an advisory lock serializes runners.
+    Returns the versions applied by this call.
+    """
+    applied: list[str] = []
+    with connect(url) as conn, conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('lead-import-migrate'))")
+        on_supabase = conn.execute(
+            "select exists (select 1 from pg_namespace where nspname = 'auth')"
+        ).fetchone()["exists"]
+        if not on_supabase:
+            conn.execute(SHIM.read_text())
+        conn.execute("create schema if not exists supabase_migrations")
+        conn.execute(
+            "create table if not exists supabase_migrations.schema_migrations"
+            " (version text primary key, statements text[], name text)"
+        )
+        done = {r["version"] for r in conn.execute("select version from supabase_migrations.schema_migrations")}
+        for path in sorted(MIGRATIONS.glob("*.sql")):
+            version, _, name = path.stem.partition("_")
+            if version in done:
+                continue
+            conn.execute(path.read_text())
+            conn.execute(
+                "insert into supabase_migrations.schema_migrations (version, name) values (%s, %s)",
+                (version, name),
+            )
+            applied.append(version)
+            log.info("migrate.applied version=%s name=%s", version, name)
+    return applied

@@ -1,0 +1,185 @@
+"""The local stack: everything the service needs, on one machine, with no account anywhere.
+
+It fills in only what the environment leaves out (DESIGN.md "Local stack"):
+- Postgres: DATABASE_URL when set, else an embedded server (pgserver) in LOCAL_DATA_DIR;
+- QStash: QSTASH_TOKEN when set, else lib.local.qstash_server, reached by the real SDK;
+- storage: S3 when configured (lib.storage decides), else a folder in LOCAL_DATA_DIR;
+- auth: a local JWT secret, and a local organization with three members when none exists;
+- the endpoints: the Flask app served over real HTTP on 127.0.0.1.
+The product code sees only the resulting environment variables.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+import uuid
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from lib import db
+from lib.config import Settings
+
+log = logging.getLogger(__name__)
+
+LOCAL_ORG = uuid.UUID("00000000-0000-4000-8000-00000000000a")
+LOCAL_MEMBERS = (
+    (uuid.UUID("00000000-0000-4000-8000-000000000001"), "camille@local.test", "owner"),
+    (uuid.UUID("00000000-0000-4000-8000-000000000002"), "lucas@local.test", "member"),
+    (uuid.UUID("00000000-0000-4000-8000-000000000003"), "manon@local.test", "member"),
+)
+
+
+def local_secrets(data_dir: Path) -> dict[str, str]:
+    """Secrets of the local stack, made once and kept in the data folder."""
+    path = data_dir / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    values = {
+        name: secrets.token_urlsafe(32)
+        for name in ("QSTASH_TOKEN", "QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY", "SUPABASE_JWT_SECRET", "CRON_SECRET")
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values, indent=2))
+    path.chmod(0o600)
+    return values
+
+
+def embedded_server(data_dir: Path, *, stop_at_exit: bool = False) -> Any:
+    """Start (or reuse) the embedded Postgres server of this data folder.
+
+    The local stack leaves it running (the next command reuses it); tests stop theirs."""
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime dir, which warns where XDG_RUNTIME_DIR is unset.
+        warnings.simplefilter("ignore")
+        import pgserver  # local-stack dependency, not in the Vercel bundle
+
+        return pgserver.get_server(str(data_dir / "pg"), cleanup_mode="stop" if stop_at_exit else None)
+
+
+def seed_local_organization(url: str) -> None:
+    """A local organization with three members, when the database has no organization."""
+    with db.connect(url) as conn, conn.transaction():
+        if conn.execute("select exists (select 1 from organizations)").fetchone()["exists"]:
+            return
+        conn.execute("insert into organizations (id, name) values (%s, %s)", (LOCAL_ORG, "Organisation locale"))
+        for user_id, email, role in LOCAL_MEMBERS:
+            conn.execute(
+                "insert into organization_members (organization_id, user_id, email, role) values (%s, %s, %s, %s)",
+                (LOCAL_ORG, user_id, email, role),
+            )
+
+
+class _Dispatch:
+    """The WSGI app behind the server, set once the server's port (and so APP_URL) is known."""
+
+    app: Any = None
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        return self.app(environ, start_response)
+
+
+class LocalStack:
+    def __init__(self, env: Mapping[str, str] | None = None, *, faults: str | None = None, port: int = 0):
+        self.base_env = dict(os.environ if env is None else env)
+        self.data_dir = Path(self.base_env.get("LOCAL_DATA_DIR", ".local")).resolve()
+        self.faults = faults if faults is not None else self.base_env.get("LOCAL_QSTASH_FAULTS")
+        self.port = port
+        self.env: dict[str, str] = {}
+        self.qstash: Any = None
+        self._server: BaseWSGIServer | None = None
+
+    def start(self) -> dict[str, str]:
+        env = dict(self.base_env)
+        env["LOCAL_DATA_DIR"] = str(self.data_dir)
+        local = local_secrets(self.data_dir)
+        if not env.get("DATABASE_URL"):
+            env["DATABASE_URL"] = embedded_server(self.data_dir).get_uri()
+        db.migrate(env["DATABASE_URL"])
+        dispatch = _Dispatch()
+        self._server = make_server("127.0.0.1", self.port, dispatch, threaded=True)
+        env.setdefault("APP_URL", f"http://127.0.0.1:{self._server.server_port}")
+        if not env.get("QSTASH_TOKEN"):
+            from lib.local.qstash_server import LocalQStash
+
+            for name in ("QSTASH_TOKEN", "QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY"):
+                env[name] = local[name]
+            self.qstash = LocalQStash(
+                env["QSTASH_TOKEN"],
+                env["QSTASH_CURRENT_SIGNING_KEY"],
+                env["QSTASH_NEXT_SIGNING_KEY"],
+                faults=self.faults,
+            )
+            env["QSTASH_URL"] = self.qstash.start()
+        if not (env.get("SUPABASE_JWT_SECRET") or env.get("SUPABASE_URL")):
+            env["SUPABASE_JWT_SECRET"] = local["SUPABASE_JWT_SECRET"]
+            seed_local_organization(env["DATABASE_URL"])
+        env.setdefault("CRON_SECRET", local["CRON_SECRET"])
+        self.env = env
+
+        from lib.app import create_app
+
+        dispatch.app = create_app(Settings.from_env(env))
+        threading.Thread(target=self._server.serve_forever, name="local-app", daemon=True).start()
+        log.info("local.started app=%s qstash=%s", env["APP_URL"], env.get("QSTASH_URL"))
+        return env
+
+    def write_state(self) -> None:
+        """Let other commands (`python -m lib import`) find and reuse this running stack."""
+        names = ("DATABASE_URL", "APP_URL", "QSTASH_URL", "QSTASH_TOKEN", "QSTASH_CURRENT_SIGNING_KEY",
+                 "QSTASH_NEXT_SIGNING_KEY", "SUPABASE_JWT_SECRET", "CRON_SECRET", "LOCAL_DATA_DIR")  # fmt: skip
+        state = {k: self.env[k] for k in names if k in self.env}
+        _state_path(self.data_dir).write_text(json.dumps(state, indent=2))
+        _state_path(self.data_dir).chmod(0o600)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+    def wait_idle(self, timeout: float = 60) -> bool:
+        return self.qstash.wait_idle(timeout) if self.qstash else True
+
+    def stop(self) -> None:
+        state = _state_path(self.data_dir)
+        if state.exists() and json.loads(state.read_text()).get("APP_URL") == self.env.get("APP_URL"):
+            state.unlink()
+        if self.qstash is not None:
+            self.qstash.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _state_path(data_dir: Path) -> Path:
+    return data_dir / "stack.json"
+
+
+def running_stack_env(env: Mapping[str, str]) -> dict[str, str] | None:
+    """The environment of a `python -m lib serve` running on this data folder, if it answers."""
+    import urllib.request
+
+    path = _state_path(Path(env.get("LOCAL_DATA_DIR", ".local")).resolve())
+    if not path.exists():
+        return None
+    state = json.loads(path.read_text())
+    try:
+        with urllib.request.urlopen(state["APP_URL"] + "/api/health", timeout=2) as resp:  # noqa: S310 (our own URL)
+            if resp.status != 200:
+                return None
+    except OSError:
+        return None
+    return {**env, **state}

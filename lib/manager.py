@@ -1,0 +1,190 @@
+"""Job operations that start or resume work: the verbs the frontend, the CLI and the sweep use.
+
+A (re)start publishes its first message inside the transaction that bumps the run, while
+the job row is locked: the message cannot be handled before the commit, and if the
+commit fails the message belongs to a run that never existed, so it is ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from lib import jobs
+from lib.db import queries
+from lib.errors import IllegalTransition, JobNotFound
+from lib.jobs import Status
+from lib.queue import Message
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[Message], None]
+
+
+def create_job(
+    conn: psycopg.Connection,
+    *,
+    org: str,
+    user: str,
+    file_name: str,
+    storage_path: str,
+    settings: dict[str, Any],
+    lease_seconds: int,
+) -> dict[str, Any]:
+    return conn.execute(
+        queries()["insert_job"],
+        {
+            "org": org,
+            "user": user,
+            "file_name": file_name,
+            "storage_path": storage_path,
+            "settings": Jsonb(settings),
+            "lease_seconds": lease_seconds,
+        },
+    ).fetchone()
+
+
+def start_job(conn: psycopg.Connection, job_id: str, publish: Publish) -> dict[str, Any]:
+    """pending → validating, and the first message of the parse phase."""
+    return retry_job(conn, job_id, publish, allowed=frozenset({Status.PENDING}))
+
+
+def retry_job(
+    conn: psycopg.Connection,
+    job_id: str,
+    publish: Publish,
+    *,
+    force: bool = False,
+    restart: bool = False,
+    by_sweep: bool = False,
+    allowed: frozenset[Status] = jobs.RETRYABLE,
+) -> dict[str, Any]:
+    """Resume the job's interrupted phase at its cursor under a new run.
+
+    From an active status only once its heartbeat is older than its lease (a stuck job),
+    unless forced. `restart` starts over from the validating step instead.
+    """
+    with conn.transaction():
+        job = conn.execute(queries()["lock_job"], {"id": job_id}).fetchone()
+        if job is None:
+            raise JobNotFound()
+        status = Status(job["status"])
+        if status not in allowed:
+            raise IllegalTransition(f"a {status} job cannot be retried")
+        if status in jobs.ACTIVE and not force and not _lease_expired(job):
+            raise IllegalTransition(
+                f"the job is {status} and alive (last progress {_age(job):.0f} s ago); "
+                "retry it once it is stuck, or force the retry"
+            )
+        if restart:
+            if job["phase"] != "parse" or job["commit_cursor"]:
+                raise IllegalTransition("leads were already written; retry resumes the commit instead")
+            conn.execute(queries()["delete_staged_rows"], {"id": job_id})
+            conn.execute(queries()["reset_parse"], {"id": job_id})
+            job = conn.execute(queries()["get_job"], {"id": job_id}).fetchone()
+        to = jobs.resume_status(job)
+        job = conn.execute(
+            queries()["begin_run"],
+            {
+                "id": job_id,
+                "run": job["run"],
+                "status": str(to),
+                "allowed": [str(s) for s in allowed],
+                "sweep_attempts": job["sweep_attempts"] + 1 if by_sweep else 0,
+            },
+        ).fetchone()
+        publish(Message(str(job["id"]), job["phase"], job["run"], job["slice_no"]))
+    log.info("job.run_started job=%s run=%s status=%s slice=%s", job_id, job["run"], to, job["slice_no"])
+    return job
+
+
+def cancel_job(conn: psycopg.Connection, job_id: str) -> dict[str, Any]:
+    """The job stops at the next slice boundary: a running slice holds the row lock, so the
+    cancel waits for its commit, and later messages find the job inactive."""
+    with conn.transaction():
+        return jobs.transition(conn, job_id, "cancel", finished_at=datetime.now(UTC))
+
+
+def sweep(conn: psycopg.Connection, publish: Publish, *, max_sweeps: int, retention_days: int) -> dict[str, Any]:
+    """Resume jobs whose heartbeat is older than their lease; fail them after `max_sweeps`.
+
+    Safe when two sweeps and live slices overlap: a slice holds its job's row lock, and
+    stalled jobs are claimed with SKIP LOCKED, then re-checked under the lock by retry_job.
+    """
+    resumed, failed = [], []
+    with conn.transaction():
+        stalled = conn.execute(queries()["stalled_jobs"]).fetchall()
+    for job in stalled:
+        job_id = str(job["id"])
+        try:
+            if job["sweep_attempts"] < max_sweeps:
+                retry_job(conn, job_id, publish, by_sweep=True, allowed=jobs.ACTIVE)
+                resumed.append(job_id)
+            else:
+                from lib.slices import fail_job
+
+                message = (
+                    f"The import made no progress for {job['lease_seconds']} s, "
+                    f"{job['sweep_attempts']} times in a row, and was stopped. "
+                    "Retry it to resume where it stopped; if it stops again, contact support with this job id."
+                )
+                if fail_job(conn, job_id, message, run=job["run"]):
+                    failed.append(job_id)
+        except IllegalTransition:
+            continue  # it moved on in the meantime: a live slice beat us to it
+    purged = conn.execute(queries()["purge_staged_rows"], {"days": retention_days}).rowcount
+    log.info("sweep.done resumed=%s failed=%s purged=%s", len(resumed), len(failed), purged)
+    return {"resumed": resumed, "failed": failed, "purged_staged_rows": purged}
+
+
+def _age(job: dict[str, Any]) -> float:
+    return job["idle_seconds"]
+
+
+def _lease_expired(job: dict[str, Any]) -> bool:
+    return _age(job) > job["lease_seconds"]
+
+
+
+def begin_phase(
+    conn: psycopg.Connection, job_id: str, action: str, phase: str, publish: Publish, **changes: Any
+) -> dict[str, Any]:
+    """Enter a phase (commit, revert, a re-parse) at slice `changes.get('slice_no', 0)` under a new run."""
+    with conn.transaction():
+        job = conn.execute(queries()["lock_job"], {"id": job_id}).fetchone()
+        if job is None:
+            raise JobNotFound()
+        changes = {"slice_no": 0, **changes}
+        job = jobs.transition(
+            conn, job_id, action, phase=phase, run=job["run"] + 1, heartbeat_at=datetime.now(UTC),
+            sweep_attempts=0, error_message=None, **changes,
+        )  # fmt: skip
+        publish(Message(str(job["id"]), phase, job["run"], job["slice_no"]))
+    log.info("job.phase_started job=%s phase=%s run=%s", job_id, phase, job["run"])
+    return job
+
+
+def commit_job(conn: psycopg.Connection, job_id: str, body: dict[str, Any], publish: Publish) -> dict[str, Any]:
+    """ready → committing with checked settings (see lib.commit_settings)."""
+    from lib.commit_settings import parse_commit_settings
+
+    job = conn.execute(queries()["get_job"], {"id": job_id}).fetchone()
+    if job is None:
+        raise JobNotFound()
+    if job["status"] != Status.READY:
+        raise IllegalTransition(f"only a ready job can be committed; this one is {job['status']}")
+    settings = {**job["settings"], "commit": parse_commit_settings(conn, job, body).to_json()}
+    return begin_phase(
+        conn, job_id, "commit", "commit", publish,
+        settings=settings, commit_cursor=0, commit_started_at=datetime.now(UTC),
+    )  # fmt: skip
+
+
+def revert_job(conn: psycopg.Connection, job_id: str, publish: Publish) -> dict[str, Any]:
+    """completed → reverting: its inserted, unchanged leads are deleted in slices."""
+    return begin_phase(conn, job_id, "revert", "revert", publish, revert_cursor=0)

@@ -1,0 +1,121 @@
+"""The parse phase: slice 0 is the validating step, every later slice stages rows.
+
+Validating reads the file once (size, SHA-256, encoding evidence), inspects its head
+(encoding, delimiter, header, automatic mapping) and looks for an earlier job of the
+organization with the same file. Parse slices read from the byte cursor, check each row
+and COPY it into staged_rows within the slice's transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from lib.db import queries
+from lib.errors import JobFailed
+from lib.parse.detect import FileScanner, inspect
+from lib.parse.errors import ParseError
+from lib.parse.reader import iter_records
+from lib.parse.rows import RowChecker
+from lib.slices import SliceContext, SliceResult
+from lib.storage import ObjectMissing
+
+SCAN_CHUNK = 1 << 20
+
+
+def run_slice(ctx: SliceContext) -> SliceResult:
+    try:
+        return validate(ctx) if ctx.job["slice_no"] == 0 else stage_rows(ctx)
+    except ParseError as exc:
+        raise JobFailed(exc.message, code=exc.code) from exc
+    except ObjectMissing as exc:
+        raise JobFailed(
+            "The uploaded file is no longer in storage. Upload it again and start a new import.",
+            code="file_missing",
+        ) from exc
+
+
+def validate(ctx: SliceContext) -> SliceResult:
+    job, storage = ctx.job, ctx.services.storage
+    scanner = FileScanner()
+    with storage.open(job["storage_path"]) as stream:
+        while chunk := stream.read(SCAN_CHUNK):
+            scanner.feed(chunk)
+    scan = scanner.finish()
+    facts = inspect(scanner.head, scan)
+    earlier = ctx.conn.execute(
+        queries()["earlier_job_same_file"], {"org": job["organization_id"], "sha": scan.sha256, "id": job["id"]}
+    ).fetchone()
+    return SliceResult(
+        cursors={"parse": facts.data_offset},
+        action="validated",
+        changes={
+            "file_size": scan.size,
+            "file_sha256": scan.sha256,
+            "encoding": facts.encoding,
+            "delimiter": facts.delimiter,
+            "header": facts.header,
+            "mapping": facts.mapping,
+            "data_offset": facts.data_offset,
+            "duplicate_of_job_id": earlier["id"] if earlier else None,
+        },
+    )
+
+
+def stage_rows(ctx: SliceContext) -> SliceResult:
+    conn, job = ctx.conn, ctx.job
+    checker = RowChecker(job["header"], job["mapping"], region=job["settings"].get("region", "FR"))
+    cap = ctx.settings.parse_slice_rows
+    start, row_no = job["parse_cursor"], job["total_rows"]
+    cursor, valid, errors, warnings = start, 0, {}, {}
+    done = True
+    dumps = orjson.dumps
+    with (
+        ctx.services.storage.open(job["storage_path"], start) as stream,
+        conn.cursor().copy(queries()["copy_staged_rows"]) as copy,
+    ):
+        records = iter_records(
+            stream, start=start, encoding=job["encoding"], delimiter=job["delimiter"], first_row=row_no + 1
+        )
+        for cells, end in records:
+            row_no += 1
+            r = checker.check(row_no, cells)
+            copy.write_row(
+                (
+                    job["id"], row_no, dumps(r.raw).decode(), dumps(r.fields).decode(), dumps(r.custom).decode(),
+                    r.email, r.phone, r.key, r.errors, r.warnings, r.valid, None if r.valid else "invalid",
+                )
+            )  # fmt: skip
+            valid += r.valid
+            for code in r.errors:
+                errors[code] = errors.get(code, 0) + 1
+            for code in r.warnings:
+                warnings[code] = warnings.get(code, 0) + 1
+            cursor = end
+            if row_no - job["total_rows"] >= cap or ctx.out_of_time():
+                done = False
+                break
+    rows = row_no - job["total_rows"]
+    result = SliceResult(
+        counts={"total_rows": rows, "valid_rows": valid, "invalid_rows": rows - valid},
+        cursors={"parse": cursor},
+        error_counts=errors,
+        warning_counts=warnings,
+        estimated_total_rows=_estimate(job, row_no, cursor),
+    )
+    if done:
+        result.counts["duplicate_rows"] = conn.execute(queries()["mark_duplicates"], {"job": job["id"]}).rowcount
+        result.done, result.action = True, "parsed"
+        result.estimated_total_rows = row_no
+        result.changes = {"parse_finished_at": datetime.now(UTC)}
+    return result
+
+
+def _estimate(job: dict[str, Any], rows: int, cursor: int) -> int | None:
+    """Rows expected in the whole file, extrapolated from the bytes read so far."""
+    read = cursor - job["data_offset"]
+    if read <= 0 or not rows:
+        return None
+    return max(rows, round(rows * (job["file_size"] - job["data_offset"]) / read))

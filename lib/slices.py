@@ -1,0 +1,169 @@
+"""The slice protocol, shared by every phase (parse, commit, revert).
+
+A message names (job, phase, run, slice). Handling it:
+
+1. lock the job row (FOR UPDATE: a concurrent copy of the message waits here);
+2. a message of another run or phase, or for a job no longer active, changes nothing;
+3. a message for a slice already done changes nothing and re-publishes the
+   continuation (same deduplication id), so a lost publish cannot strand a job;
+4. otherwise the phase runs one slice under a time budget and a row cap, and its rows,
+   counters, cursor and heartbeat are written in the same transaction;
+5. after the commit, the next message is published.
+
+A phase differs from another only in `run_slice`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from lib import jobs
+from lib.config import Settings
+from lib.db import queries
+from lib.errors import JobFailed
+from lib.queue import Message
+
+log = logging.getLogger(__name__)
+
+COUNTERS = (
+    "total_rows", "valid_rows", "invalid_rows", "duplicate_rows",
+    "inserted_rows", "updated_rows", "skipped_rows", "reverted_rows",
+)  # fmt: skip
+
+
+@dataclass
+class SliceContext:
+    conn: psycopg.Connection
+    job: dict[str, Any]
+    msg: Message
+    settings: Settings
+    services: Any  # lib.app.Services: storage and friends
+    deadline: float
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+
+@dataclass
+class SliceResult:
+    """What a slice did: counter deltas, cursor moves, and whether the phase is over.
+
+    `action` is the transition to apply with this slice (e.g. "validated", "parsed");
+    `changes` are job columns to set with it.
+    """
+
+    counts: dict[str, int] = field(default_factory=dict)
+    cursors: dict[str, int] = field(default_factory=dict)
+    error_counts: dict[str, int] = field(default_factory=dict)
+    warning_counts: dict[str, int] = field(default_factory=dict)
+    estimated_total_rows: int | None = None
+    done: bool = False
+    action: str | None = None
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+class Phase(Protocol):
+    def __call__(self, ctx: SliceContext) -> SliceResult: ...
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    outcome: str
+    detail: str = ""
+
+
+def handle(
+    conn: psycopg.Connection,
+    msg: Message,
+    settings: Settings,
+    services: Any,
+    phases: dict[str, Phase],
+    publish: Callable[[Message], None],
+) -> Reply:
+    """Run the slice `msg` names, at most once, and publish its continuation."""
+    started = time.monotonic()
+    try:
+        with conn.transaction():
+            job = conn.execute(queries()["lock_job"], {"id": msg.job}).fetchone()
+            verdict = _check(job, msg)
+            if verdict == "run":
+                assert job is not None
+                ctx = SliceContext(conn, job, msg, settings, services, started + settings.slice_seconds)
+                result = phases[msg.phase](ctx)
+                job = _finish(conn, msg, result)
+    except JobFailed as exc:
+        fail_job(conn, msg.job, exc.message, run=msg.run)
+        log.warning("slice.failed job=%s phase=%s slice=%s reason=%s", msg.job, msg.phase, msg.slice, exc.message)
+        return Reply(200, "failed", exc.message)
+
+    if verdict == "stale":
+        log.info("slice.stale job=%s phase=%s run=%s slice=%s", msg.job, msg.phase, msg.run, msg.slice)
+        return Reply(200, "stale")
+    assert job is not None
+    if verdict == "done":
+        # Already done by an earlier delivery: make sure its continuation exists.
+        if job["slice_no"] == msg.slice + 1 and job["status"] in jobs.ACTIVE:
+            publish(msg.next())
+        return Reply(200, "duplicate")
+    if job["status"] in jobs.ACTIVE:
+        publish(msg.next())
+    log.info(
+        "slice.done job=%s phase=%s slice=%s status=%s ms=%.0f",
+        msg.job, msg.phase, msg.slice, job["status"], 1000 * (time.monotonic() - started),
+    )  # fmt: skip
+    return Reply(200, "done")
+
+
+def _check(job: dict[str, Any] | None, msg: Message) -> str:
+    if job is None or job["run"] != msg.run or job["phase"] != msg.phase:
+        return "stale"
+    if jobs.Status(job["status"]) not in jobs.ACTIVE:
+        return "stale"
+    if msg.slice < job["slice_no"]:
+        return "done"
+    if msg.slice > job["slice_no"]:
+        return "stale"
+    return "run"
+
+
+def _finish(conn: psycopg.Connection, msg: Message, r: SliceResult) -> dict[str, Any]:
+    params: dict[str, Any] = {c: r.counts.get(c, 0) for c in COUNTERS}
+    params.update(
+        {f"{p}_cursor": r.cursors.get(p) for p in ("parse", "commit", "revert")},
+        error_counts=Jsonb(r.error_counts),
+        warning_counts=Jsonb(r.warning_counts),
+        estimated_total_rows=r.estimated_total_rows,
+        id=msg.job,
+        run=msg.run,
+        slice_no=msg.slice,
+    )
+    job = conn.execute(queries()["finish_slice"], params).fetchone()
+    assert job is not None, "the locked job must match its run and slice"
+    if r.action:
+        job = jobs.transition(conn, msg.job, r.action, **r.changes)
+    return job
+
+
+def fail_job(conn: psycopg.Connection, job_id: str, message: str, *, run: int | None = None) -> bool:
+    """Mark an active job failed with a message a person can act on.
+
+    With `run`, only that run's failure counts: a newer run (a retry) is left alone.
+    """
+    with conn.transaction():
+        job = conn.execute(queries()["lock_job"], {"id": job_id}).fetchone()
+        if job is None or (run is not None and job["run"] != run):
+            return False
+        if jobs.Status(job["status"]) not in jobs.TRANSITIONS["fail"][0]:
+            return False
+        jobs.transition(conn, job_id, "fail", error_message=message, finished_at=datetime.now(UTC))
+        return True
+

@@ -1,0 +1,245 @@
+-- Every statement of the service, by name (loaded by lib/db.py).
+-- Parameters are always passed separately.
+
+-- name: get_job
+select * from import_jobs where id = %(id)s
+
+-- name: get_org_job
+select * from import_jobs where id = %(id)s and organization_id = %(org)s
+
+-- name: lock_job
+-- idle_seconds is measured by the database clock, the one that wrote the heartbeat.
+select *, extract(epoch from now() - coalesce(heartbeat_at, updated_at))::float8 as idle_seconds
+from import_jobs where id = %(id)s for update
+
+-- name: transition
+update import_jobs set {assignments}, updated_at = now()
+where id = %(id)s and status = any(%(allowed)s::import_status[])
+returning *
+
+-- name: insert_job
+insert into import_jobs (organization_id, created_by, file_name, storage_path, settings, lease_seconds)
+values (%(org)s, %(user)s, %(file_name)s, %(storage_path)s, %(settings)s, %(lease_seconds)s)
+returning *
+
+-- name: finish_slice
+-- One statement per slice: cursor, counters and heartbeat move together, guarded by the
+-- run and slice number so a slice can never be counted twice.
+update import_jobs set
+  slice_no = slice_no + 1,
+  slices_done = slices_done + 1,
+  parse_cursor = coalesce(%(parse_cursor)s, parse_cursor),
+  commit_cursor = coalesce(%(commit_cursor)s, commit_cursor),
+  revert_cursor = coalesce(%(revert_cursor)s, revert_cursor),
+  total_rows = total_rows + %(total_rows)s,
+  valid_rows = valid_rows + %(valid_rows)s,
+  invalid_rows = invalid_rows + %(invalid_rows)s,
+  duplicate_rows = duplicate_rows + %(duplicate_rows)s,
+  inserted_rows = inserted_rows + %(inserted_rows)s,
+  updated_rows = updated_rows + %(updated_rows)s,
+  skipped_rows = skipped_rows + %(skipped_rows)s,
+  reverted_rows = reverted_rows + %(reverted_rows)s,
+  error_counts = import_add_counts(error_counts, %(error_counts)s),
+  warning_counts = import_add_counts(warning_counts, %(warning_counts)s),
+  estimated_total_rows = coalesce(%(estimated_total_rows)s, estimated_total_rows),
+  heartbeat_at = now(),
+  updated_at = now()
+where id = %(id)s and run = %(run)s and slice_no = %(slice_no)s
+returning *
+
+-- name: touch_job
+update import_jobs set heartbeat_at = now(), updated_at = now() where id = %(id)s
+
+-- name: stalled_jobs
+-- Found by heartbeat, not by time since start: a long healthy job keeps beating.
+select * from import_jobs
+where status in ('validating', 'parsing', 'committing', 'reverting')
+  and heartbeat_at < now() - make_interval(secs => lease_seconds)
+order by heartbeat_at
+for update skip locked
+
+-- name: begin_run
+-- A (re)start of the job's current phase under a new run: messages of older runs become stale.
+update import_jobs set
+  run = run + 1, status = %(status)s, heartbeat_at = now(), updated_at = now(),
+  error_message = null, finished_at = null, sweep_attempts = %(sweep_attempts)s
+where id = %(id)s and run = %(run)s and status = any(%(allowed)s::import_status[])
+returning *
+
+-- name: reset_parse
+-- Restart from scratch: the parse phase from byte 0, with nothing staged or counted.
+update import_jobs set
+  phase = 'parse', slice_no = 0, slices_done = 0, parse_cursor = 0, commit_cursor = 0,
+  revert_cursor = 0, total_rows = 0, estimated_total_rows = null, valid_rows = 0,
+  invalid_rows = 0, duplicate_rows = 0, inserted_rows = 0, updated_rows = 0,
+  skipped_rows = 0, reverted_rows = 0, error_counts = '{}', warning_counts = '{}',
+  parse_finished_at = null
+where id = %(id)s
+
+-- name: delete_staged_rows
+delete from staged_rows where job_id = %(id)s
+
+-- name: list_org_jobs
+select * from import_jobs where organization_id = %(org)s
+order by created_at desc, id desc
+limit %(limit)s
+
+-- name: user_orgs
+select organization_id, role, email from organization_members where user_id = %(user)s
+order by created_at
+
+-- name: org_member_by_email
+select user_id, email from organization_members
+where organization_id = %(org)s and lower(email) = lower(%(email)s)
+
+-- name: purge_staged_rows
+-- Staged rows of jobs finished long ago: their counts and leads stay, the rows go.
+delete from staged_rows s using import_jobs j
+where s.job_id = j.id
+  and j.status in ('completed', 'failed', 'cancelled', 'reverted')
+  and j.updated_at < now() - make_interval(days => %(days)s)
+
+-- name: lock_org_leads
+-- Commit slices of one organization run one at a time, so two imports in skip or update
+-- mode never both insert a lead for the same match key.
+select pg_advisory_xact_lock(hashtextextended('leads:' || %(org)s::text, 0))
+
+-- name: staged_keys
+select row_no, valid, email_normalized, phone_e164, raw ->> %(owner_col)s::int as owner_cell
+from staged_rows
+where job_id = %(job)s and row_no > %(after)s
+order by row_no
+limit %(limit)s
+
+-- name: leads_by_email
+-- The oldest lead holding each email: the one a match lands on.
+select distinct on (email_normalized) email_normalized as key, id
+from leads
+where organization_id = %(org)s and email_normalized = any(%(keys)s)
+order by email_normalized, created_at, id
+
+-- name: leads_by_phone
+select distinct on (phone_e164) phone_e164 as key, id
+from leads
+where organization_id = %(org)s and phone_e164 = any(%(keys)s)
+order by phone_e164, created_at, id
+
+-- name: create_decisions
+create temporary table commit_decisions (
+  row_no integer primary key,
+  lead_id uuid not null,
+  outcome text not null,
+  owner_id uuid,
+  round integer not null
+) on commit drop
+
+-- name: insert_leads
+insert into leads (
+  id, organization_id, civility, first_name, last_name, email, phone, email_normalized,
+  phone_e164, company, job_title, address, postal_code, city, country, source, notes, custom,
+  owner_id, import_job_id
+)
+select
+  d.lead_id, %(org)s, s.fields ->> 'civility', s.fields ->> 'first_name', s.fields ->> 'last_name',
+  s.fields ->> 'email', s.fields ->> 'phone', s.email_normalized, s.phone_e164,
+  s.fields ->> 'company', s.fields ->> 'job_title', s.fields ->> 'address',
+  s.fields ->> 'postal_code', s.fields ->> 'city', s.fields ->> 'country', s.fields ->> 'source',
+  s.fields ->> 'notes', s.custom, d.owner_id, %(job)s
+from commit_decisions d
+join staged_rows s on s.job_id = %(job)s and s.row_no = d.row_no
+where d.outcome = 'inserted'
+
+-- name: update_leads
+-- Non-empty values of the row overwrite the lead. Rows updating the same lead are applied
+-- in rounds (row order), so the last non-empty value of each field wins, as in a loop.
+update leads l set
+  civility = coalesce(s.fields ->> 'civility', l.civility),
+  first_name = coalesce(s.fields ->> 'first_name', l.first_name),
+  last_name = coalesce(s.fields ->> 'last_name', l.last_name),
+  email = coalesce(s.fields ->> 'email', l.email),
+  phone = coalesce(s.fields ->> 'phone', l.phone),
+  email_normalized = coalesce(s.email_normalized, l.email_normalized),
+  phone_e164 = coalesce(s.phone_e164, l.phone_e164),
+  company = coalesce(s.fields ->> 'company', l.company),
+  job_title = coalesce(s.fields ->> 'job_title', l.job_title),
+  address = coalesce(s.fields ->> 'address', l.address),
+  postal_code = coalesce(s.fields ->> 'postal_code', l.postal_code),
+  city = coalesce(s.fields ->> 'city', l.city),
+  country = coalesce(s.fields ->> 'country', l.country),
+  source = coalesce(s.fields ->> 'source', l.source),
+  notes = coalesce(s.fields ->> 'notes', l.notes),
+  custom = l.custom || s.custom,
+  updated_by_import_job_id = %(job)s,
+  updated_at = now()
+from commit_decisions d
+join staged_rows s on s.job_id = %(job)s and s.row_no = d.row_no
+where d.outcome = 'updated' and d.round = %(round)s and l.id = d.lead_id
+
+-- name: record_outcomes
+update staged_rows s set outcome = d.outcome, lead_id = d.lead_id
+from commit_decisions d
+where s.job_id = %(job)s and s.row_no = d.row_no
+
+-- name: revert_leads
+-- Leads this import inserted and nobody changed since (this import's own in-file updates
+-- aside); leads it updated are left alone.
+with doomed as (
+  select id from leads
+  where import_job_id = %(job)s
+    and (updated_at = created_at or updated_by_import_job_id = %(job)s)
+  limit %(limit)s
+)
+delete from leads l using doomed where l.id = doomed.id
+
+-- name: org_members
+select user_id, email from organization_members where organization_id = %(org)s order by created_at, email
+
+-- name: copy_staged_rows
+copy staged_rows (
+  job_id, row_no, raw, fields, custom, email_normalized, phone_e164, match_key, errors,
+  warnings, valid, outcome
+) from stdin
+
+-- name: earlier_job_same_file
+select id from import_jobs
+where organization_id = %(org)s and file_sha256 = %(sha)s and id <> %(id)s
+  and status not in ('pending', 'failed', 'cancelled')
+order by created_at desc
+limit 1
+
+-- name: mark_duplicates
+-- In-file duplicates, once every row is staged: a valid row whose match key equals an
+-- earlier valid row's. Only the duplicates are written.
+update staged_rows s set duplicate_of = d.first_row
+from (
+  select row_no, min(row_no) over (partition by match_key) as first_row
+  from staged_rows
+  where job_id = %(job)s and valid and match_key is not null
+) d
+where s.job_id = %(job)s and s.row_no = d.row_no and d.first_row <> d.row_no
+
+-- name: list_jobs
+select * from import_jobs order by created_at desc, id desc limit %(limit)s
+
+-- name: first_member
+-- The member the CLI acts as: an owner of the given (or only) organization.
+select organization_id, user_id from organization_members
+where %(org)s::uuid is null or organization_id = %(org)s::uuid
+order by (role = 'owner') desc, created_at
+limit 2
+
+-- name: error_examples
+-- A few invalid rows (or rows with warnings) per code, for the review.
+select code, array_agg(row_no order by row_no) as rows, count(*) as n
+from (
+  select row_no, unnest(case when %(warnings)s then warnings else errors end) as code
+  from staged_rows where job_id = %(job)s
+) t
+group by code
+order by n desc
+
+-- name: invalid_rows_page
+select row_no, raw, errors, warnings from staged_rows
+where job_id = %(job)s and not valid and row_no > %(after)s
+order by row_no
+limit %(limit)s

@@ -1,6 +1,6 @@
 """Connections, the named queries of sql/queries.sql, and migrations.
 
-Every SQL statement lives in lib/sql/queries.sql under a `-- name: NAME` header;
+Every SQL statement lives in lib/sql/*.sql under a `-- name: NAME` header;
 parameters are always passed separately, never formatted into the text.
 """
 
@@ -19,14 +19,19 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "supabase" / "migrations"
 SHIM = ROOT / "supabase" / "local" / "shim.sql"
-QUERIES = Path(__file__).with_name("sql") / "queries.sql"
+SQL_DIR = Path(__file__).with_name("sql")
 
 
 @cache
 def queries() -> dict[str, str]:
-    """The named statements: `-- name: lock_job` followed by its SQL."""
-    parts = re.split(r"^-- name: (\w+)\s*$", QUERIES.read_text(), flags=re.M)
-    return {name: sql.strip() for name, sql in zip(parts[1::2], parts[2::2], strict=True)}
+    """The named statements of lib/sql/*.sql: `-- name: lock_job` followed by its SQL."""
+    found: dict[str, str] = {}
+    for path in sorted(SQL_DIR.glob("*.sql")):
+        parts = re.split(r"^-- name: (\w+)\s*$", path.read_text(), flags=re.M)
+        for name, sql in zip(parts[1::2], parts[2::2], strict=True):
+            assert name not in found, f"query {name} is defined twice"
+            found[name] = sql.strip()
+    return found
 
 
 def connect(url: str) -> psycopg.Connection:

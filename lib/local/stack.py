@@ -103,6 +103,8 @@ class LocalStack:
         if not env.get("DATABASE_URL"):
             env["DATABASE_URL"] = embedded_server(self.data_dir).get_uri()
         db.migrate(env["DATABASE_URL"])
+        # Request lines of the local endpoints are noise in a terminal; slices log their own.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         dispatch = _Dispatch()
         self._server = make_server("127.0.0.1", self.port, dispatch, threaded=True)
         env.setdefault("APP_URL", f"http://127.0.0.1:{self._server.server_port}")

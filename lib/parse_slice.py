@@ -44,7 +44,7 @@ def validate(ctx: SliceContext) -> SliceResult:
         while chunk := stream.read(SCAN_CHUNK):
             scanner.feed(chunk)
     scan = scanner.finish()
-    facts = inspect(scanner.head, scan)
+    facts = inspect(scan.head, scan=scan)
     earlier = ctx.conn.execute(
         queries()["earlier_job_same_file"], {"org": job["organization_id"], "sha": scan.sha256, "id": job["id"]}
     ).fetchone()
@@ -71,7 +71,8 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
     start, row_no = job["parse_cursor"], job["total_rows"]
     cursor, valid, errors, warnings = start, 0, {}, {}
     done = True
-    dumps = orjson.dumps
+    lines: list[str] = []
+    job_id = str(job["id"])
     with (
         ctx.services.storage.open(job["storage_path"], start) as stream,
         conn.cursor().copy(queries()["copy_staged_rows"]) as copy,
@@ -82,12 +83,10 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
         for cells, end in records:
             row_no += 1
             r = checker.check(row_no, cells)
-            copy.write_row(
-                (
-                    job["id"], row_no, dumps(r.raw).decode(), dumps(r.fields).decode(), dumps(r.custom).decode(),
-                    r.email, r.phone, r.key, r.errors, r.warnings, r.valid, None if r.valid else "invalid",
-                )
-            )  # fmt: skip
+            lines.append(_copy_line(job_id, r))
+            if len(lines) == COPY_BATCH:
+                copy.write("".join(lines))
+                lines.clear()
             valid += r.valid
             for code in r.errors:
                 errors[code] = errors.get(code, 0) + 1
@@ -97,6 +96,7 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
             if row_no - job["total_rows"] >= cap or ctx.out_of_time():
                 done = False
                 break
+        copy.write("".join(lines))
     rows = row_no - job["total_rows"]
     result = SliceResult(
         counts={"total_rows": rows, "valid_rows": valid, "invalid_rows": rows - valid},
@@ -111,6 +111,35 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
         result.estimated_total_rows = row_no
         result.changes = {"parse_finished_at": datetime.now(UTC)}
     return result
+
+
+# COPY's text format, written by hand: psycopg's write_row adapts each value on its own and
+# was the largest cost per row. Rows are sent in batches while the next ones are checked.
+COPY_BATCH = 2000
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text(value: str | None) -> str:
+    if value is None:
+        return "\\N"
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_ESCAPES)
+    return value
+
+
+def _json(value: Any) -> str:
+    # orjson escapes control characters inside strings, so only backslashes need doubling.
+    return orjson.dumps(value).decode().replace("\\", "\\\\")
+
+
+def _copy_line(job_id: str, r: Any) -> str:
+    return "\t".join(
+        (
+            job_id, str(r.row_no), _json(r.raw), _json(r.fields), _json(r.custom), _text(r.email),
+            _text(r.phone), _text(r.key), "{" + ",".join(r.errors) + "}", "{" + ",".join(r.warnings) + "}",
+            "t" if r.valid else "f", "\\N" if r.valid else "invalid",
+        )
+    ) + "\n"  # fmt: skip
 
 
 def _estimate(job: dict[str, Any], rows: int, cursor: int) -> int | None:

@@ -1,0 +1,113 @@
+"""CSV records from a binary stream, each with the absolute byte offset right after it.
+
+A parse slice opens the file at its cursor, reads records until its budget runs out and saves
+the offset after the last record it consumed; the next slice starts there. So every record
+must come with its end offset, and no record may be cut by a chunk boundary.
+
+How: each chunk is split into lines on the bytes ``\\r``, ``\\n`` and ``\\r\\n`` (exactly the
+line ends the csv module sees), the lines are decoded one by one and handed to the C csv
+reader, whose ``line_num`` maps each record back to a line and so to a byte offset. The last
+record of a chunk may be incomplete (a chunk can end inside a quoted multi-line field, or
+between ``\\r`` and ``\\n``), so it is held back and parsed again with the next chunk.
+"""
+
+import codecs
+import csv
+from collections.abc import Callable, Iterator
+from itertools import accumulate
+from typing import BinaryIO
+
+from lib.parse.errors import FileRejected
+
+CHUNK_SIZE = 1 << 20
+MAX_RECORD_BYTES = 8 << 20
+
+# Characters that make a cell blank; str.strip() alone keeps the zero-width ones.
+BLANK = (
+    " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
+    "\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+
+def iter_records(
+    stream: BinaryIO,
+    *,
+    start: int = 0,
+    encoding: str = "utf-8",
+    delimiter: str = ",",
+    chunk_size: int = CHUNK_SIZE,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+    first_row: int = 1,
+) -> Iterator[tuple[list[str], int]]:
+    """Yield ``(cells, end)`` for each non-blank record; ``end`` is the absolute byte offset
+    after the record's line end. ``stream`` starts at absolute offset ``start``.
+
+    Blank records (no cell with more than whitespace) are skipped, their bytes consumed.
+    Undecodable bytes become U+FFFD. ``first_row`` only numbers the row in the error raised
+    for a record over ``max_record_bytes`` (usually an unclosed quote).
+    """
+    if csv.field_size_limit() < max_record_bytes:
+        # A record within max_record_bytes never holds a longer field (1 char >= 1 byte).
+        csv.field_size_limit(max_record_bytes)
+    decode = _line_decoder(encoding)
+    row = first_row
+    base = start  # absolute offset of pending[0]
+    pending = b""
+    want = chunk_size
+    eof = False
+    while not eof:
+        chunk = stream.read(want)
+        eof = not chunk
+        buf = pending + chunk if pending else chunk
+        if not buf:
+            return
+        lines = buf.splitlines(keepends=True)
+        ends = list(accumulate(map(len, lines)))
+        reader = csv.reader(decode(lines), delimiter=delimiter, quotechar='"', doublequote=True)
+        done = 0  # bytes of buf consumed by the records already handled
+        held: list[str] | None = None
+        reader_line = 0
+        for cells in reader:
+            if held is not None:
+                if (end := ends[reader_line - 1]) - done > max_record_bytes:
+                    raise _too_large(row, base + done, max_record_bytes)
+                done = end
+                if held and (held[0].strip(BLANK) or "".join(held).strip(BLANK)):
+                    yield held, base + end
+                    row += 1
+            held = cells
+            reader_line = reader.line_num
+        if held is not None and eof:
+            if (end := ends[reader_line - 1]) - done > max_record_bytes:
+                raise _too_large(row, base + done, max_record_bytes)
+            if held and (held[0].strip(BLANK) or "".join(held).strip(BLANK)):
+                yield held, base + end
+            return
+        pending = buf[done:]
+        base += done
+        if len(pending) > max_record_bytes:
+            raise _too_large(row, base, max_record_bytes)
+        # Read at least as much again as is pending, so a huge record costs linear time.
+        want = max(chunk_size, len(pending))
+
+
+def _line_decoder(encoding: str) -> Callable[[list[bytes]], list[str]]:
+    """Decodes lines one by one, undecodable bytes as U+FFFD."""
+    info = codecs.lookup(encoding)
+    if info.name == "utf-8":  # str.decode has a fast path for it
+        return lambda lines: [line.decode("utf-8", "replace") for line in lines]
+    decode = info.decode  # skips the codec lookup that bytes.decode does on every call
+    return lambda lines: [decode(line, "replace")[0] for line in lines]
+
+
+def _too_large(row: int, offset: int, limit: int) -> FileRejected:
+    return FileRejected(
+        "record_too_large",
+        f"Row {row} (from byte {offset}) is longer than {_size(limit)}. "
+        'A quote (") is probably opened in a cell and never closed; fix that cell, '
+        "or save the file again from your spreadsheet as CSV.",
+    )
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):g} MB" if n >= 1 << 20 else f"{n} bytes"

@@ -1,0 +1,88 @@
+"""Row validation: one CSV record in, one staged row out (see DESIGN.md, "Rows").
+
+Errors make a row invalid: ``malformed_row`` (more non-empty cells than the header),
+``no_contact`` (neither a valid email nor a valid phone; an unusable value that caused it
+is named too, as ``invalid_email`` / ``invalid_phone``). Warnings leave a valid row valid:
+``invalid_email`` / ``invalid_phone`` when the other contact is good (the raw value is kept,
+not used to match), ``undecodable_bytes`` when a cell holds bytes the file's encoding could
+not decode (shown as U+FFFD).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lib.parse.contact import normalize_email, phone_normalizer
+from lib.parse.mapping import check_mapping
+from lib.parse.reader import BLANK
+
+ERROR_CODES = ("malformed_row", "no_contact", "invalid_email", "invalid_phone")
+WARNING_CODES = ("invalid_email", "invalid_phone", "undecodable_bytes")
+
+
+@dataclass(slots=True)
+class StagedRow:
+    row_no: int  # 1-based data row number, header excluded
+    raw: list[str]  # the cells as read
+    fields: dict[str, str]  # lead field -> trimmed value (email, phone normalized when valid)
+    custom: dict[str, str]  # header name -> trimmed value, for non-empty unmapped cells
+    email: str | None  # normalized valid email
+    phone: str | None  # E.164 valid phone
+    errors: list[str]
+    warnings: list[str]
+    key: str | None  # match key of a valid row: email, else phone
+    valid: bool
+
+
+class RowChecker:
+    """Validates the rows of one file under one mapping; build it once per slice."""
+
+    def __init__(
+        self,
+        header: Sequence[str],
+        mapping: Sequence[str | None],
+        region: str = "FR",
+    ) -> None:
+        mapping = check_mapping(header, mapping)
+        self.width = len(header)
+        self.region = region
+        self._fields = [(i, f) for i, f in enumerate(mapping) if f is not None]
+        self._custom = [(i, header[i]) for i, f in enumerate(mapping) if f is None]
+        self._padding = [""] * self.width
+        self._normalize_phone = phone_normalizer(region)
+
+    def check(self, row_no: int, cells: list[str]) -> StagedRow:
+        width = self.width
+        joined = "".join(cells)
+        # str.strip() trims every Unicode space (NBSP, narrow NBSP...) but no zero-width one.
+        blank = BLANK if "\u200b" in joined or "\ufeff" in joined else None
+        padded = cells if len(cells) >= width else cells + self._padding[len(cells) :]
+        fields = {f: v for i, f in self._fields if (v := padded[i].strip(blank))}
+        custom = {name: v for i, name in self._custom if (v := padded[i].strip(blank))}
+        errors: list[str] = []
+        warnings: list[str] = []
+        if len(cells) > width and "".join(cells[width:]).strip(blank):
+            errors.append("malformed_row")
+
+        email = phone = None
+        bad: list[str] = []
+        if (value := fields.get("email")) is not None:
+            if (email := normalize_email(value)) is None:
+                bad.append("invalid_email")
+            else:
+                fields["email"] = email
+        if (value := fields.get("phone")) is not None:
+            if (phone := self._normalize_phone(value)) is None:
+                bad.append("invalid_phone")
+            else:
+                fields["phone"] = phone
+        if email is None and phone is None:
+            errors.append("no_contact")
+            errors += bad
+        else:
+            warnings += bad
+        if "\ufffd" in joined:
+            warnings.append("undecodable_bytes")
+
+        valid = not errors
+        key = (email or phone) if valid else None
+        return StagedRow(row_no, cells, fields, custom, email, phone, errors, warnings, key, valid)

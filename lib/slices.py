@@ -79,6 +79,7 @@ class Reply:
     status: int
     outcome: str
     detail: str = ""
+    work_seconds: float = 0.0  # time spent in the phase's own work (rows), for overhead figures
 
 
 def handle(
@@ -91,6 +92,7 @@ def handle(
 ) -> Reply:
     """Run the slice `msg` names, at most once, and publish its continuation."""
     started = time.monotonic()
+    work = 0.0
     try:
         with conn.transaction():
             job = conn.execute(queries()["lock_job"], {"id": msg.job}).fetchone()
@@ -99,6 +101,7 @@ def handle(
                 assert job is not None
                 ctx = SliceContext(conn, job, msg, settings, services, started + settings.slice_seconds)
                 result = phases[msg.phase](ctx)
+                work = time.monotonic() - started
                 job = _finish(conn, msg, result)
     except JobFailed as exc:
         fail_job(conn, msg.job, exc.message, run=msg.run)
@@ -106,7 +109,6 @@ def handle(
         return Reply(200, "failed", exc.message)
 
     if verdict == "stale":
-        log.info("slice.stale job=%s phase=%s run=%s slice=%s", msg.job, msg.phase, msg.run, msg.slice)
         return Reply(200, "stale")
     assert job is not None
     if verdict == "done":
@@ -116,11 +118,7 @@ def handle(
         return Reply(200, "duplicate")
     if job["status"] in jobs.ACTIVE:
         publish(msg.next())
-    log.info(
-        "slice.done job=%s phase=%s slice=%s status=%s ms=%.0f",
-        msg.job, msg.phase, msg.slice, job["status"], 1000 * (time.monotonic() - started),
-    )  # fmt: skip
-    return Reply(200, "done")
+    return Reply(200, "done", work_seconds=work)
 
 
 def _check(job: dict[str, Any] | None, msg: Message) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from functools import wraps
 from typing import Any
 
@@ -35,11 +36,17 @@ def qstash_signed(view: Any) -> Any:
 @bp.post("/<any(parse, commit, revert):phase>")
 @qstash_signed
 def run_slice(phase: str) -> Any:
+    started = time.time()
     msg = Message.from_body(request.get_data(cache=True))
     if msg.phase != phase:
         raise BadRequest(f"a {msg.phase} message sent to the {phase} endpoint")
     svc = services()
     reply = slices.handle(connection(), msg, svc.settings, svc, PHASES, svc.publish)
+    # One line per slice; bench/e2e.py reads these to split work from overhead.
+    log.info(
+        "slice.%s job=%s phase=%s run=%s slice=%s start=%.4f end=%.4f work_ms=%.1f",
+        reply.outcome, msg.job, msg.phase, msg.run, msg.slice, started, time.time(), 1000 * reply.work_seconds,
+    )  # fmt: skip
     return jsonify(outcome=reply.outcome, detail=reply.detail), reply.status
 
 

@@ -1,0 +1,225 @@
+"""End-to-end benchmark: an Excel-style file of N rows through the local stack, as production runs.
+
+    python -m bench.e2e [--rows 210202 ...] [--runs 3] [--json] [--database-url URL]
+
+Per run: a fresh data folder (embedded Postgres unless --database-url, where a fresh
+database is created), `python -m lib serve` in its own process (real HTTP between the local
+QStash and the endpoints, real signatures, the production default slice budget), then
+`python -m lib import FILE --yes --json`. Figures come from the job row and from the
+service's slice log lines; peak memory is the service process's VmHWM. The raw baseline,
+measured in the same run on the same database: Python's csv reading of the file, COPY into
+a temporary table, INSERT ... SELECT ... ON CONFLICT into a copy of the indexed leads table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from lib.local.stack import running_stack_env
+from lib.parse.sample import write_sample_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+SLICE_LINE = re.compile(
+    r"slice\.done job=\S+ phase=(\w+) run=\d+ slice=(\d+) start=([\d.]+) end=([\d.]+) work_ms=([\d.]+)"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _fresh_database(server_url: str) -> str:
+    name = f"bench_{os.getpid()}_{time.monotonic_ns()}"
+    with psycopg.connect(server_url, autocommit=True) as c:
+        c.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(name)))
+    info = psycopg.conninfo.conninfo_to_dict(server_url)
+    return psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
+
+
+def run_once(csv_path: Path, database_url: str | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        env = {**os.environ, "LOCAL_DATA_DIR": tmp, "LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)}
+        env.pop("QSTASH_TOKEN", None)
+        if database_url:
+            env["DATABASE_URL"] = _fresh_database(database_url)
+        log_path = Path(tmp) / "serve.log"
+        with log_path.open("w") as log:
+            serve = subprocess.Popen(
+                [sys.executable, "-m", "lib", "serve", "--port", str(_free_port())],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while (stack_env := running_stack_env(env)) is None:
+                if serve.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"serve did not start:\n{log_path.read_text()}")
+                time.sleep(0.2)
+            out = subprocess.run(
+                [sys.executable, "-m", "lib", "import", str(csv_path), "--yes", "--json"],
+                env={**env, "LOG_LEVEL": "WARNING"}, capture_output=True, text=True, cwd=ROOT, check=False,
+            )  # fmt: skip
+            if out.returncode != 0:
+                raise RuntimeError(f"import failed:\n{out.stdout}\n{out.stderr}")
+            result = json.loads(out.stdout)
+            peak_kb = _vm_hwm(serve.pid)
+            baseline = raw_baseline(csv_path, stack_env["DATABASE_URL"])
+        finally:
+            serve.send_signal(signal.SIGINT)
+            try:
+                serve.wait(20)
+            except subprocess.TimeoutExpired:
+                serve.kill()
+        slices = _slices(log_path.read_text())
+    return _figures(result, slices, peak_kb, baseline)
+
+
+def _vm_hwm(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _slices(log: str) -> dict[str, list[tuple[int, float, float, float]]]:
+    by_phase: dict[str, list[tuple[int, float, float, float]]] = {}
+    for m in SLICE_LINE.finditer(log):
+        phase, n, start, end, work = m.group(1), int(m.group(2)), float(m.group(3)), float(m.group(4)), float(m.group(5))
+        by_phase.setdefault(phase, []).append((n, start, end, work / 1000))
+    return {p: sorted(v) for p, v in by_phase.items()}
+
+
+def _overheads(slices: list[tuple[int, float, float, float]]) -> list[float]:
+    """Per slice: its time outside row work, plus the hop (publish, queue, HTTP) to the next."""
+    out = []
+    for i, (_n, start, end, work) in enumerate(slices):
+        hop = slices[i + 1][1] - end if i + 1 < len(slices) else 0.0
+        out.append((end - start - work) + max(hop, 0.0))
+    return out
+
+
+def _figures(r: dict[str, Any], slices: dict[str, Any], peak_kb: int, baseline: dict[str, float]) -> dict[str, Any]:
+    el = r["elapsed_seconds"]
+    overhead = _overheads(slices.get("parse", [])) + _overheads(slices.get("commit", []))
+    return {
+        "rows": r["total_rows"],
+        "status": r["status"],
+        "parse_rows_per_s": round(r["total_rows"] / el["parse"]),
+        "commit_rows_per_s": round(r["valid_rows"] / el["commit"]) if el["commit"] else None,
+        "end_to_end_s": el["total"],
+        "parse_s": el["parse"],
+        "commit_s": el["commit"],
+        "slices": {p: len(v) for p, v in slices.items()},
+        "median_slice_overhead_ms": round(1000 * statistics.median(overhead), 1) if overhead else None,
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "baseline_s": baseline["total_s"],
+        "baseline_commit_rows_per_s": baseline["insert_rows_per_s"],
+        "ratio_to_baseline": round(el["total"] / baseline["total_s"], 2),
+        "commit_vs_baseline": round((r["valid_rows"] / el["commit"]) / baseline["insert_rows_per_s"], 2) if el["commit"] else None,
+    }
+
+
+def raw_baseline(csv_path: Path, database_url: str) -> dict[str, float]:
+    """csv reading + COPY into a temporary table + INSERT ... SELECT ... ON CONFLICT."""
+    started = time.perf_counter()
+    with csv_path.open(encoding="cp1252", newline="") as f:
+        rows = list(csv.reader(f, delimiter=";"))[1:]
+    read_s = time.perf_counter() - started
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("drop table if exists bench_leads")
+        conn.execute("create table bench_leads (like leads including all)")
+        conn.execute("create unique index on bench_leads (organization_id, email_normalized)")
+        org = conn.execute("select id from organizations limit 1").fetchone()[0]
+        t0 = time.perf_counter()
+        with conn.transaction():
+            conn.execute(
+                "create temp table raw_rows (civility text, first_name text, last_name text, company text,"
+                " email text, phone text, address text, postal_code text, city text, country text, source text,"
+                " notes text) on commit drop"
+            )
+            with conn.cursor().copy("copy raw_rows from stdin") as copy:
+                for row in rows:
+                    copy.write_row((row + [None] * 12)[:12])
+            copied = time.perf_counter()
+            conn.execute(
+                "insert into bench_leads (organization_id, civility, first_name, last_name, company, email,"
+                " email_normalized, phone, phone_e164, address, postal_code, city, country, source, notes)"
+                " select %s, civility, first_name, last_name, company, email, lower(email), phone, phone,"
+                " address, postal_code, city, country, source, notes from raw_rows"
+                " on conflict do nothing",
+                (org,),
+            )
+        done = time.perf_counter()
+        conn.execute("drop table bench_leads")
+    return {
+        "read_s": round(read_s, 3),
+        "copy_s": round(copied - t0, 3),
+        "insert_s": round(done - copied, 3),
+        "total_s": round(done - started, 3),
+        "insert_rows_per_s": round(len(rows) / (done - t0)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, nargs="+", default=[210_202])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--database-url", help="a Postgres server to use instead of the embedded one")
+    args = p.parse_args(argv)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-files-") as files:
+        for n in args.rows:
+            path = Path(files) / f"leads-{n}.csv"
+            write_sample_csv(path, n, seed=1)
+            runs = [run_once(path, args.database_url) for _ in range(args.runs)]
+            med = {k: _median(runs, k) for k in runs[0] if k not in ("status", "slices", "rows")}
+            results.append({"rows": n, "median": med, "slices": runs[0]["slices"], "runs": runs})
+            if not args.json:
+                _print_row(n, med, runs[0]["slices"], len(runs))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> Any:
+    values = [r[key] for r in runs if r[key] is not None]
+    return statistics.median(values) if values else None
+
+
+def _print_row(n: int, m: dict[str, Any], slices: dict[str, int], runs: int) -> None:
+    print(f"\n{n:,} rows (median of {runs} run(s))")
+    for label, key, unit in (
+        ("end to end", "end_to_end_s", "s"),
+        ("parse", "parse_rows_per_s", "rows/s"),
+        ("commit", "commit_rows_per_s", "rows/s"),
+        ("median slice overhead", "median_slice_overhead_ms", "ms"),
+        ("peak memory (service)", "peak_rss_mb", "MB"),
+        ("raw baseline", "baseline_s", "s"),
+        ("baseline commit", "baseline_commit_rows_per_s", "rows/s"),
+        ("end to end / baseline", "ratio_to_baseline", "x"),
+        ("commit / baseline commit", "commit_vs_baseline", "x"),
+    ):
+        print(f"  {label:<26} {m[key]!s:>10} {unit}")
+    print(f"  {'slices':<26} {', '.join(f'{p} {c}' for p, c in slices.items()):>10}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import os
 import re
@@ -101,7 +100,13 @@ def _vm_hwm(pid: int) -> int:
 def _slices(log: str) -> dict[str, list[tuple[int, float, float, float]]]:
     by_phase: dict[str, list[tuple[int, float, float, float]]] = {}
     for m in SLICE_LINE.finditer(log):
-        phase, n, start, end, work = m.group(1), int(m.group(2)), float(m.group(3)), float(m.group(4)), float(m.group(5))
+        phase, n, start, end, work = (
+            m.group(1),
+            int(m.group(2)),
+            float(m.group(3)),
+            float(m.group(4)),
+            float(m.group(5)),
+        )
         by_phase.setdefault(phase, []).append((n, start, end, work / 1000))
     return {p: sorted(v) for p, v in by_phase.items()}
 
@@ -132,7 +137,9 @@ def _figures(r: dict[str, Any], slices: dict[str, Any], peak_kb: int, baseline: 
         "baseline_s": baseline["total_s"],
         "baseline_commit_rows_per_s": baseline["insert_rows_per_s"],
         "ratio_to_baseline": round(el["total"] / baseline["total_s"], 2),
-        "commit_vs_baseline": round((r["valid_rows"] / el["commit"]) / baseline["insert_rows_per_s"], 2) if el["commit"] else None,
+        "commit_vs_baseline": round((r["valid_rows"] / el["commit"]) / baseline["insert_rows_per_s"], 2)
+        if el["commit"]
+        else None,
     }
 
 

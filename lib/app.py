@@ -42,11 +42,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         verifier=verifier_from_env(settings.env),
     )
 
-    from lib.routes import cron, jobs, slices
+    from lib.routes import commit, cron, jobs, review, slices
 
     app.register_blueprint(slices.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(cron.bp)
+    app.register_blueprint(commit.bp)
+    app.register_blueprint(review.bp)
 
     @app.errorhandler(LeadImportError)
     def _domain_error(exc: LeadImportError) -> Any:

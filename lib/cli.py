@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from lib import db, manager
-from lib.db import queries
 from lib.config import Settings
+from lib.db import queries
 from lib.errors import LeadImportError
 from lib.jobs import ACTIVE, Status
 from lib.queue import Publisher
@@ -79,7 +79,9 @@ def _commit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--yes", action="store_true", help="commit without asking")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.add_argument("--duplicates", choices=("skip", "update", "create"), default="skip")
-    p.add_argument("--match", choices=("email_then_phone", "email", "phone", "email_or_phone"), default="email_then_phone")
+    p.add_argument(
+        "--match", choices=("email_then_phone", "email", "phone", "email_or_phone"), default="email_then_phone"
+    )
     p.add_argument("--assign", default="none", help="none | EMAIL | round-robin:EMAIL,EMAIL,... | column:HEADER")
 
 

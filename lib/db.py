@@ -49,9 +49,9 @@ def migrate(url: str) -> list[str]:
     applied: list[str] = []
     with connect(url) as conn, conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('lead-import-migrate'))")
-        on_supabase = conn.execute(
-            "select exists (select 1 from pg_namespace where nspname = 'auth')"
-        ).fetchone()["exists"]
+        on_supabase = conn.execute("select exists (select 1 from pg_namespace where nspname = 'auth')").fetchone()[
+            "exists"
+        ]
         if not on_supabase:
             conn.execute(SHIM.read_text())
         conn.execute("create schema if not exists supabase_migrations")

@@ -67,9 +67,7 @@ def resume_status(job: dict[str, Any]) -> Status:
     return PHASE_STATUS[job["phase"]]
 
 
-def transition(
-    conn: psycopg.Connection, job_id: Any, action: str, **changes: Any
-) -> dict[str, Any]:
+def transition(conn: psycopg.Connection, job_id: Any, action: str, **changes: Any) -> dict[str, Any]:
     """Apply `action` to the job, with optional column changes in the same statement.
 
     Raises IllegalTransition when the job is not in a status the action allows.

@@ -150,7 +150,6 @@ def _lease_expired(job: dict[str, Any]) -> bool:
     return _age(job) > job["lease_seconds"]
 
 
-
 def begin_phase(
     conn: psycopg.Connection, job_id: str, action: str, phase: str, publish: Publish, **changes: Any
 ) -> dict[str, Any]:
@@ -187,4 +186,29 @@ def commit_job(conn: psycopg.Connection, job_id: str, body: dict[str, Any], publ
 
 def revert_job(conn: psycopg.Connection, job_id: str, publish: Publish) -> dict[str, Any]:
     """completed → reverting: its inserted, unchanged leads are deleted in slices."""
+    from lib.revert_slice import refusal
+
+    job = conn.execute(queries()["get_job"], {"id": job_id}).fetchone()
+    if job is None:
+        raise JobNotFound()
+    if reason := refusal(job):
+        raise IllegalTransition(f"cannot revert: {reason}")
     return begin_phase(conn, job_id, "revert", "revert", publish, revert_cursor=0)
+
+
+def remap_job(conn: psycopg.Connection, job_id: str, mapping: list[str | None], publish: Publish) -> dict[str, Any]:
+    """ready → parsing with a new mapping (already checked): the staged rows and parse counts
+    are dropped, and the parse phase re-enters at slice 1 (the file was validated) under a new run."""
+    with conn.transaction():
+        job = conn.execute(queries()["lock_job"], {"id": job_id}).fetchone()
+        if job is None:
+            raise JobNotFound()
+        if job["status"] != Status.READY:
+            raise IllegalTransition(f"the mapping can be changed only while the job is ready; it is {job['status']}")
+        conn.execute(queries()["delete_staged_rows"], {"id": job_id})
+        conn.execute(queries()["reset_parse"], {"id": job_id})
+        # The row count does not depend on the mapping: the last parse's total is the estimate.
+        return begin_phase(
+            conn, job_id, "remap", "parse", publish,
+            slice_no=1, parse_cursor=job["data_offset"], mapping=mapping, estimated_total_rows=job["total_rows"],
+        )  # fmt: skip

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import psycopg
@@ -164,4 +164,3 @@ def fail_job(conn: psycopg.Connection, job_id: str, message: str, *, run: int | 
             return False
         jobs.transition(conn, job_id, "fail", error_message=message, finished_at=datetime.now(UTC))
         return True
-

@@ -33,7 +33,8 @@ def test_migrations_apply_to_an_empty_database_twice(empty_url: str) -> None:
         tables = {r["tablename"] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'")}
         assert {"organizations", "organization_members", "import_jobs", "leads", "staged_rows"} <= tables
         published = {
-            r["tablename"] for r in conn.execute("select tablename from pg_publication_tables where pubname = 'supabase_realtime'")
+            r["tablename"]
+            for r in conn.execute("select tablename from pg_publication_tables where pubname = 'supabase_realtime'")
         }
         assert "import_jobs" in published
 

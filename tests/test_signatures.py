@@ -24,7 +24,7 @@ from tests.helpers import wait_for_status
 def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (local test server)
+        with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -77,7 +77,17 @@ def test_next_key_is_accepted(stack, conn, pending_job) -> None:
 
 @pytest.mark.parametrize(
     "case",
-    ["unsigned", "wrong_key", "expired", "not_yet_valid", "other_body", "other_url", "alg_none", "no_body_claim", "garbage"],
+    [
+        "unsigned",
+        "wrong_key",
+        "expired",
+        "not_yet_valid",
+        "other_body",
+        "other_url",
+        "alg_none",
+        "no_body_claim",
+        "garbage",
+    ],
 )
 def test_bad_signatures_get_401_and_change_nothing(stack, conn, pending_job, case: str) -> None:
     job_id = str(pending_job["id"])
@@ -97,7 +107,9 @@ def test_bad_signatures_get_401_and_change_nothing(stack, conn, pending_job, cas
         "other_body": _token(key, url, b'{"job": "someone else"}'),
         "other_url": _token(key, "https://evil.example/api/import/parse", body),
         "alg_none": _token(key, url, body, alg="none"),
-        "no_body_claim": jwt.encode({"iss": "Upstash", "sub": url, "exp": now + 60, "nbf": now}, key, algorithm="HS256"),
+        "no_body_claim": jwt.encode(
+            {"iss": "Upstash", "sub": url, "exp": now + 60, "nbf": now}, key, algorithm="HS256"
+        ),
         "garbage": "not.a.jwt",
     }
     token = tokens[case]

@@ -117,6 +117,14 @@ def test_redelivered_slice_changes_nothing_and_republishes(stack, conn, sample_c
     assert sent[-1] == first.next()  # the continuation again, with the same deduplication id
     assert sent[-1].dedup_id == sent[-2].dedup_id
     # A message of another run, or from the future, is ignored.
-    assert slices.handle(conn, Message(first.job, "parse", first.run + 1, 1), stack.settings, svc, PHASES, sent.append).outcome == "stale"
-    assert slices.handle(conn, Message(first.job, "parse", first.run, 5), stack.settings, svc, PHASES, sent.append).outcome == "stale"
+    assert (
+        slices.handle(
+            conn, Message(first.job, "parse", first.run + 1, 1), stack.settings, svc, PHASES, sent.append
+        ).outcome
+        == "stale"
+    )
+    assert (
+        slices.handle(conn, Message(first.job, "parse", first.run, 5), stack.settings, svc, PHASES, sent.append).outcome
+        == "stale"
+    )
     assert conn.execute("select * from import_jobs where id = %s", (job["id"],)).fetchone() == after_first

@@ -44,7 +44,13 @@ def local_secrets(data_dir: Path) -> dict[str, str]:
         return json.loads(path.read_text())
     values = {
         name: secrets.token_urlsafe(32)
-        for name in ("QSTASH_TOKEN", "QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY", "SUPABASE_JWT_SECRET", "CRON_SECRET")
+        for name in (
+            "QSTASH_TOKEN",
+            "QSTASH_CURRENT_SIGNING_KEY",
+            "QSTASH_NEXT_SIGNING_KEY",
+            "SUPABASE_JWT_SECRET",
+            "CRON_SECRET",
+        )
     }
     data_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(values, indent=2))

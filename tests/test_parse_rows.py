@@ -3,7 +3,10 @@
 import io
 from pathlib import Path
 
+import pytest
+
 from lib.parse.detect import inspect
+from lib.parse.errors import ParseError
 from lib.parse.reader import iter_records
 from lib.parse.rows import RowChecker, StagedRow
 
@@ -90,6 +93,10 @@ def test_undecodable_bytes_warning():
 
 def test_region():
     assert check(["", "", "", "0470 12 34 56", ""], region="BE").phone == "+32470123456"
+    assert check(["", "", "", "0470 12 34 56", ""], region="be").phone == "+32470123456"
+    with pytest.raises(ParseError) as err:
+        RowChecker(HEADER, MAPPING, "XX")
+    assert err.value.code == "unknown_region"
 
 
 def test_excel_cp1252_file():

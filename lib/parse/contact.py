@@ -15,6 +15,8 @@ import email_validator
 import phonenumbers
 from phonenumbers import PhoneMetadata
 
+from lib.parse.errors import ParseError
+
 # A strict subset of the addresses email-validator accepts (after lower-casing): ASCII
 # dot-atom local part, ASCII host labels without "--" (R-LDH and Punycode labels have rules
 # of their own), a letters-only top-level domain.
@@ -56,7 +58,13 @@ def normalize_phone(value: str, region: str = "FR") -> str | None:
 
 @functools.cache
 def phone_normalizer(region: str) -> Callable[[str], str | None]:
-    """normalize_phone for one region, for loops."""
+    """normalize_phone for one region, for loops. Raises ParseError for an unknown region."""
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ParseError(
+            "unknown_region",
+            f"The default phone region {region!r} is not a country code phonenumbers knows; "
+            "use a two-letter code such as FR, BE or CH.",
+        )
     fast = _fast_phone(region)
     if fast is None:
         return functools.partial(_parse_phone, region=region)

@@ -44,11 +44,11 @@ class RowChecker:
     ) -> None:
         mapping = check_mapping(header, mapping)
         self.width = len(header)
-        self.region = region
+        self.region = region.upper()
         self._fields = [(i, f) for i, f in enumerate(mapping) if f is not None]
         self._custom = [(i, header[i]) for i, f in enumerate(mapping) if f is None]
         self._padding = [""] * self.width
-        self._normalize_phone = phone_normalizer(region)
+        self._normalize_phone = phone_normalizer(self.region)
 
     def check(self, row_no: int, cells: list[str]) -> StagedRow:
         width = self.width

@@ -50,6 +50,7 @@ def validate(ctx: SliceContext) -> SliceResult:
     ).fetchone()
     return SliceResult(
         cursors={"parse": facts.data_offset},
+        estimated_total_rows=facts.estimated_rows,
         action="validated",
         changes={
             "file_size": scan.size,

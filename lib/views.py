@@ -33,5 +33,7 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
         elif k in ("id", "organization_id", "created_by", "duplicate_of_job_id") and v is not None:
             view[k] = str(v)
     view["rows_done"] = rows_done(job)
-    view["rows_expected"] = job["total_rows"] if job["status"] != Status.PARSING else job["estimated_total_rows"]
+    # While the file is being read, the total is an estimate from the bytes read so far.
+    reading = job["phase"] == "parse" and job["status"] in (Status.PENDING, Status.VALIDATING, Status.PARSING)
+    view["rows_expected"] = job["estimated_total_rows"] if reading else job["total_rows"]
     return view

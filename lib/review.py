@@ -1,0 +1,112 @@
+"""The review of a parsed job: why a row is invalid, in words, and the error report CSV.
+
+The report is made for Excel, French Excel first: UTF-8 with a byte order mark (without
+it Excel reads the file as cp1252), `;` between cells, CRLF line ends. A cell that a
+spreadsheet could take for a formula (it starts with `=`, `+`, `-`, `@`, a tab or a CR) gets
+a leading `'` (OWASP "CSV injection"): the report repeats what the uploaded file held, and
+whoever opens it may not be whoever wrote it. A phone such as `+33 6 12 34 56 78` gets the
+`'` too; Excel shows it as text, which is what it is.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+ERROR_TEXT = {
+    "no_contact": "No valid email and no valid phone number: the row cannot be imported.",
+    "malformed_row": "The row has more cells than the header has columns (a stray delimiter or quote?).",
+    "invalid_email": "The email address is not valid.",
+    "invalid_phone": "The phone number is not valid.",
+}
+WARNING_TEXT = {
+    "invalid_email": "The email address is not valid: the lead is imported with it as written, "
+    "and matched by its phone only.",
+    "invalid_phone": "The phone number is not valid: the lead is imported with it as written, "
+    "and matched by its email only.",
+    "undecodable_bytes": "Some characters could not be read in the file's encoding (shown as �).",
+}
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+SHOWN_CHARS = 80  # of a bad value quoted in a reason
+
+
+def describe(code: str, *, warning: bool = False) -> str:
+    """The human text of an error (or warning) code."""
+    text = (WARNING_TEXT if warning else ERROR_TEXT).get(code)
+    return text or code.replace("_", " ").capitalize() + "."
+
+
+def row_values(raw: Sequence[str], header: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """The row's cells by header name (missing cells of a short row are empty), and the
+    cells past the header's width."""
+    values = {name: raw[i] if i < len(raw) else "" for i, name in enumerate(header)}
+    return values, list(raw[len(header) :])
+
+
+def reasons(
+    codes: Sequence[str], raw: Sequence[str], header: Sequence[str], mapping: Sequence[str | None]
+) -> list[dict[str, str]]:
+    """Code and text of each error of a row; the text names the bad value when there is one."""
+    out = []
+    for code in codes:
+        message = describe(code)
+        if code in ("invalid_email", "invalid_phone"):
+            value = _cell(raw, mapping, code.removeprefix("invalid_"))
+            what = "email address" if code == "invalid_email" else "phone number"
+            if value:
+                message = f"The {what} “{value}” is not valid."
+        elif code == "malformed_row":
+            message = (
+                f"The row has {len(raw)} cells but the header has {len(header)} columns (a stray delimiter or quote?)."
+            )
+        out.append({"code": code, "message": message})
+    return out
+
+
+def _cell(raw: Sequence[str], mapping: Sequence[str | None], field: str) -> str:
+    try:
+        i = list(mapping).index(field)
+    except ValueError:
+        return ""
+    value = raw[i].strip() if i < len(raw) else ""
+    return value if len(value) <= SHOWN_CHARS else value[: SHOWN_CHARS - 1] + "…"
+
+
+def neutralize(cell: str) -> str:
+    """A cell a spreadsheet shows as text, never evaluates."""
+    return "'" + cell if cell.startswith(FORMULA_START) else cell
+
+
+def report_chunks(
+    header: Sequence[str],
+    mapping: Sequence[str | None],
+    pages: Iterable[Iterable[dict[str, Any]]],
+    *,
+    extra_column: bool,
+) -> Iterator[bytes]:
+    """The error report, one encoded chunk per page of staged rows (dicts with row_no, raw,
+    errors): the header line first, with the byte order mark."""
+    columns = ["Row", *header, *(["Extra cells"] if extra_column else []), "Reasons"]
+    yield codecs.BOM_UTF8 + _lines([columns])
+    for page in pages:
+        lines = []
+        for row in page:
+            values, extra = row_values(row["raw"], header)
+            why = reasons(row["errors"], row["raw"], header, mapping)
+            line = [str(row["row_no"]), *values.values()]
+            if extra_column:
+                line.append(";".join(extra))
+            line.append(" / ".join(r["message"] for r in why))
+            lines.append(line)
+        if lines:
+            yield _lines(lines)
+
+
+def _lines(rows: list[list[str]]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=";", lineterminator="\r\n")
+    writer.writerows([neutralize(cell) for cell in row] for row in rows)
+    return buf.getvalue().encode("utf-8")

@@ -1,0 +1,186 @@
+"""The frontend's review of a parsed job: counts by code, invalid rows, the error report,
+and a new column mapping (which re-parses the file).
+
+Same authentication and scope as lib/routes/jobs.py: the user's Supabase access token, and
+only the jobs of the user's organizations (another organization's job is a 404).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, Response, jsonify, request
+
+from lib import db, manager, review
+from lib.app import connection, services
+from lib.db import queries
+from lib.errors import BadRequest, IllegalTransition
+from lib.jobs import Status
+from lib.parse.errors import MappingInvalid
+from lib.parse.mapping import check_mapping
+from lib.routes.jobs import _authenticate, load_job
+from lib.views import job_view
+
+bp = Blueprint("review", __name__, url_prefix="/api/jobs")
+bp.before_request(_authenticate)
+
+EXAMPLES = 5
+PAGE, MAX_PAGE = 50, 500
+REPORT_PAGE = 1000  # rows per query while streaming the report
+
+
+@bp.get("/<job_id>/errors")
+def errors(job_id: str) -> Any:
+    """Counts by error and warning code, each with its text and its first few row numbers."""
+    job = load_job(job_id)
+    return jsonify(
+        job_id=str(job["id"]),
+        status=job["status"],
+        total_rows=job["total_rows"],
+        valid_rows=job["valid_rows"],
+        invalid_rows=job["invalid_rows"],
+        duplicate_rows=job["duplicate_rows"],
+        duplicate_of_job_id=str(job["duplicate_of_job_id"]) if job["duplicate_of_job_id"] else None,
+        errors=_codes(job, warnings=False),
+        warnings=_codes(job, warnings=True),
+    )
+
+
+def _codes(job: dict[str, Any], *, warnings: bool) -> list[dict[str, Any]]:
+    counts: dict[str, int] = job["warning_counts" if warnings else "error_counts"]
+    codes = sorted(counts, key=lambda c: (-counts[c], c))
+    if not codes:
+        return []
+    params = {"job": job["id"], "codes": codes, "warnings": warnings, "limit": EXAMPLES}
+    examples = {r["code"]: r["rows"] for r in connection().execute(queries()["review_examples"], params)}
+    return [
+        {
+            "code": code,
+            "count": counts[code],
+            "message": review.describe(code, warning=warnings),
+            "example_rows": examples.get(code, []),
+        }
+        for code in codes
+    ]
+
+
+@bp.get("/<job_id>/invalid-rows")
+def invalid_rows(job_id: str) -> Any:
+    """A page of invalid rows after row number `after`, in row order (keyset pagination)."""
+    job = load_job(job_id)
+    after = _int_arg("after", 0, minimum=0)
+    limit = min(_int_arg("limit", PAGE, minimum=1), MAX_PAGE)
+    header, mapping = job["header"] or [], job["mapping"] or []
+    rows = (
+        connection()
+        .execute(queries()["invalid_rows_page"], {"job": job["id"], "after": after, "limit": limit})
+        .fetchall()
+    )
+    page = []
+    for r in rows:
+        values, extra = review.row_values(r["raw"], header)
+        page.append(
+            {
+                "row_no": r["row_no"],
+                "values": values,
+                "extra_cells": extra,
+                "reasons": review.reasons(r["errors"], r["raw"], header, mapping),
+                "warnings": [{"code": c, "message": review.describe(c, warning=True)} for c in r["warnings"]],
+            }
+        )
+    return jsonify(
+        header=header,
+        rows=page,
+        # The `after` of the next page; null on the last one.
+        next_after=rows[-1]["row_no"] if len(rows) == limit else None,
+    )
+
+
+@bp.get("/<job_id>/error-report.csv")
+def error_report(job_id: str) -> Any:
+    """The invalid rows as a CSV file for Excel, streamed page by page from the database."""
+    job = load_job(job_id)
+    header, mapping = job["header"] or [], job["mapping"] or []
+    database_url = services().settings.database_url
+
+    def pages() -> Iterator[list[dict[str, Any]]]:
+        # Its own connection: the request's is closed once the view returns, before the
+        # body streams. Short keyset queries, no long transaction behind a pooler.
+        with db.connect(database_url) as conn:
+            after = 0
+            while True:
+                params = {"job": job["id"], "after": after, "limit": REPORT_PAGE}
+                rows = conn.execute(queries()["invalid_rows_page"], params).fetchall()
+                if rows:
+                    yield rows
+                if len(rows) < REPORT_PAGE:
+                    return
+                after = rows[-1]["row_no"]
+
+    chunks = review.report_chunks(header, mapping, pages(), extra_column=bool(job["error_counts"].get("malformed_row")))
+    response = Response(chunks, mimetype="text/csv")
+    response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    response.headers["Content-Disposition"] = _attachment(_report_name(job["file_name"]))
+    response.headers["Cache-Control"] = "private, no-store"  # personal data
+    return response
+
+
+def _report_name(file_name: str) -> str:
+    stem = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
+    return f"{stem or 'import'}-errors.csv"
+
+
+def _attachment(name: str) -> str:
+    """Content-Disposition with an ASCII fallback and the exact UTF-8 name (RFC 6266)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    ascii_name = re.sub(r"[^\w.\- ()]", "_", ascii_name).strip() or "errors.csv"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@bp.put("/<job_id>/mapping")
+def change_mapping(job_id: str) -> Any:
+    """A new column mapping for a ready job: checked, then the file is parsed again."""
+    job = load_job(job_id)
+    mapping = _mapping_from_body()
+    if job["status"] != Status.READY:  # checked first: a job that is not ready takes no mapping
+        raise IllegalTransition(f"the mapping can be changed only while the job is ready; it is {job['status']}")
+    try:
+        fields = check_mapping(job["header"] or [], mapping)
+    except MappingInvalid as exc:
+        raise BadRequest(exc.message, code=exc.code) from exc
+    updated = manager.remap_job(connection(), job_id, fields, services().publish)
+    return jsonify(job=job_view(updated)), 202
+
+
+def _mapping_from_body() -> dict[str, str | None] | list[str | None]:
+    """{"mapping": {header: field or null}} or {"mapping": [field or null, per column]};
+    an empty string means null."""
+    body = request.get_json(silent=True)
+    mapping = body.get("mapping") if isinstance(body, dict) else None
+    if not isinstance(mapping, dict | list):
+        raise BadRequest(
+            'the body must be {"mapping": {header: field or null}} or {"mapping": [field or null per column]}'
+        )
+    entries = mapping.values() if isinstance(mapping, dict) else mapping
+    if not all(v is None or isinstance(v, str) for v in entries):
+        raise BadRequest("each column maps to a lead field name, or to null to keep it as a custom field")
+    if isinstance(mapping, dict):
+        return {str(k): v or None for k, v in mapping.items()}
+    return [v or None for v in mapping]
+
+
+def _int_arg(name: str, default: int, *, minimum: int) -> int:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number") from None
+    if number < minimum:
+        raise BadRequest(f"{name} must be at least {minimum}")
+    return number

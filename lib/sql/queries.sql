@@ -99,101 +99,6 @@ where s.job_id = j.id
   and j.status in ('completed', 'failed', 'cancelled', 'reverted')
   and j.updated_at < now() - make_interval(days => %(days)s)
 
--- name: lock_org_leads
--- Commit slices of one organization run one at a time, so two imports in skip or update
--- mode never both insert a lead for the same match key.
-select pg_advisory_xact_lock(hashtextextended('leads:' || %(org)s::text, 0))
-
--- name: staged_keys
-select row_no, valid, email_normalized, phone_e164, raw ->> %(owner_col)s::int as owner_cell
-from staged_rows
-where job_id = %(job)s and row_no > %(after)s
-order by row_no
-limit %(limit)s
-
--- name: leads_by_email
--- The oldest lead holding each email: the one a match lands on.
-select distinct on (email_normalized) email_normalized as key, id
-from leads
-where organization_id = %(org)s and email_normalized = any(%(keys)s)
-order by email_normalized, created_at, id
-
--- name: leads_by_phone
-select distinct on (phone_e164) phone_e164 as key, id
-from leads
-where organization_id = %(org)s and phone_e164 = any(%(keys)s)
-order by phone_e164, created_at, id
-
--- name: create_decisions
-create temporary table commit_decisions (
-  row_no integer primary key,
-  lead_id uuid not null,
-  outcome text not null,
-  owner_id uuid,
-  round integer not null
-) on commit drop
-
--- name: insert_leads
-insert into leads (
-  id, organization_id, civility, first_name, last_name, email, phone, email_normalized,
-  phone_e164, company, job_title, address, postal_code, city, country, source, notes, custom,
-  owner_id, import_job_id
-)
-select
-  d.lead_id, %(org)s, s.fields ->> 'civility', s.fields ->> 'first_name', s.fields ->> 'last_name',
-  s.fields ->> 'email', s.fields ->> 'phone', s.email_normalized, s.phone_e164,
-  s.fields ->> 'company', s.fields ->> 'job_title', s.fields ->> 'address',
-  s.fields ->> 'postal_code', s.fields ->> 'city', s.fields ->> 'country', s.fields ->> 'source',
-  s.fields ->> 'notes', s.custom, d.owner_id, %(job)s
-from commit_decisions d
-join staged_rows s on s.job_id = %(job)s and s.row_no = d.row_no
-where d.outcome = 'inserted'
-
--- name: update_leads
--- Non-empty values of the row overwrite the lead. Rows updating the same lead are applied
--- in rounds (row order), so the last non-empty value of each field wins, as in a loop.
-update leads l set
-  civility = coalesce(s.fields ->> 'civility', l.civility),
-  first_name = coalesce(s.fields ->> 'first_name', l.first_name),
-  last_name = coalesce(s.fields ->> 'last_name', l.last_name),
-  email = coalesce(s.fields ->> 'email', l.email),
-  phone = coalesce(s.fields ->> 'phone', l.phone),
-  email_normalized = coalesce(s.email_normalized, l.email_normalized),
-  phone_e164 = coalesce(s.phone_e164, l.phone_e164),
-  company = coalesce(s.fields ->> 'company', l.company),
-  job_title = coalesce(s.fields ->> 'job_title', l.job_title),
-  address = coalesce(s.fields ->> 'address', l.address),
-  postal_code = coalesce(s.fields ->> 'postal_code', l.postal_code),
-  city = coalesce(s.fields ->> 'city', l.city),
-  country = coalesce(s.fields ->> 'country', l.country),
-  source = coalesce(s.fields ->> 'source', l.source),
-  notes = coalesce(s.fields ->> 'notes', l.notes),
-  custom = l.custom || s.custom,
-  updated_by_import_job_id = %(job)s,
-  updated_at = now()
-from commit_decisions d
-join staged_rows s on s.job_id = %(job)s and s.row_no = d.row_no
-where d.outcome = 'updated' and d.round = %(round)s and l.id = d.lead_id
-
--- name: record_outcomes
-update staged_rows s set outcome = d.outcome, lead_id = d.lead_id
-from commit_decisions d
-where s.job_id = %(job)s and s.row_no = d.row_no
-
--- name: revert_leads
--- Leads this import inserted and nobody changed since (this import's own in-file updates
--- aside); leads it updated are left alone.
-with doomed as (
-  select id from leads
-  where import_job_id = %(job)s
-    and (updated_at = created_at or updated_by_import_job_id = %(job)s)
-  limit %(limit)s
-)
-delete from leads l using doomed where l.id = doomed.id
-
--- name: org_members
-select user_id, email from organization_members where organization_id = %(org)s order by created_at, email
-
 -- name: copy_staged_rows
 copy staged_rows (
   job_id, row_no, raw, fields, custom, email_normalized, phone_e164, match_key, errors,
@@ -209,7 +114,9 @@ limit 1
 
 -- name: mark_duplicates
 -- In-file duplicates, once every row is staged: a valid row whose match key equals an
--- earlier valid row's. Only the duplicates are written.
+-- earlier valid row's. Only the duplicates are written, once: the row count is added to
+-- the job's duplicate_rows, and the last parse slice runs again when a job cancelled while
+-- ready is retried.
 update staged_rows s set duplicate_of = d.first_row
 from (
   select row_no, min(row_no) over (partition by match_key) as first_row
@@ -217,6 +124,7 @@ from (
   where job_id = %(job)s and valid and match_key is not null
 ) d
 where s.job_id = %(job)s and s.row_no = d.row_no and d.first_row <> d.row_no
+  and s.duplicate_of is distinct from d.first_row
 
 -- name: list_jobs
 select * from import_jobs order by created_at desc, id desc limit %(limit)s

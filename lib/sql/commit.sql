@@ -1,0 +1,114 @@
+-- The commit phase (lib/commit_slice.py), its settings (lib/commit_settings.py) and the
+-- undo of an import (lib/revert_slice.py).
+
+-- name: lock_org_leads
+-- Commit and revert slices of one organization run one at a time, so two imports in skip
+-- or update mode never both insert a lead for the same match key.
+select pg_advisory_xact_lock(hashtextextended('leads:' || %(org)s::text, 0))
+
+-- name: chunk_rows
+-- The valid rows of a chunk (row numbers run 1..total_rows; invalid rows already carry
+-- their outcome), each with the existing lead its email and its phone match: the oldest
+-- lead holding that key, through one index probe per row whatever the planner's statistics
+-- say about a leads table that just grew. `mine`: this import already inserted or updated
+-- that lead (an earlier row of the file matched it). The flags say which keys the job's
+-- match mode looks up.
+select s.row_no, s.email_normalized, s.phone_e164, s.raw ->> %(owner_col)s::int as owner_cell,
+  e.id, e.mine, p.id, p.mine
+from staged_rows s
+left join lateral (
+  select id, coalesce(import_job_id = %(job)s or updated_by_import_job_id = %(job)s, false) as mine
+  from leads
+  where %(by_email)s and organization_id = %(org)s and email_normalized = s.email_normalized
+  order by created_at, id
+  limit 1
+) e on true
+left join lateral (
+  select id, coalesce(import_job_id = %(job)s or updated_by_import_job_id = %(job)s, false) as mine
+  from leads
+  where (%(by_phone)s or (%(by_phone_without_email)s and s.email_normalized is null))
+    and organization_id = %(org)s and phone_e164 = s.phone_e164
+  order by created_at, id
+  limit 1
+) p on true
+where s.job_id = %(job)s and s.row_no > %(after)s and s.row_no <= %(until)s and s.valid
+order by s.row_no
+
+-- name: create_decisions
+create temporary table commit_decisions (
+  row_no integer primary key,
+  lead_id uuid not null,
+  outcome text not null,
+  owner_id uuid
+) on commit drop
+
+-- name: truncate_decisions
+truncate commit_decisions
+
+-- name: copy_decisions
+copy commit_decisions (row_no, lead_id, outcome, owner_id) from stdin
+
+-- name: insert_leads
+insert into leads (
+  id, organization_id, civility, first_name, last_name, email, phone, email_normalized,
+  phone_e164, company, job_title, address, postal_code, city, country, source, notes, custom,
+  owner_id, import_job_id
+)
+select
+  d.lead_id, %(org)s, s.fields ->> 'civility', s.fields ->> 'first_name', s.fields ->> 'last_name',
+  s.fields ->> 'email', s.fields ->> 'phone', s.email_normalized, s.phone_e164,
+  s.fields ->> 'company', s.fields ->> 'job_title', s.fields ->> 'address',
+  s.fields ->> 'postal_code', s.fields ->> 'city', s.fields ->> 'country', s.fields ->> 'source',
+  s.fields ->> 'notes', s.custom, d.owner_id, %(job)s
+from commit_decisions d
+join staged_rows s on s.job_id = %(job)s and s.row_no = d.row_no
+  and s.row_no > %(after)s and s.row_no <= %(until)s
+where d.outcome = 'inserted'
+
+-- name: update_leads
+-- Non-empty values of the row overwrite the lead. A valid email or phone replaces the
+-- lead's; an invalid one (kept raw in fields) only fills an empty one. A lead is updated by
+-- at most one row of an import (the first that matches it), so one statement suffices.
+update leads l set
+  civility = coalesce(s.fields ->> 'civility', l.civility),
+  first_name = coalesce(s.fields ->> 'first_name', l.first_name),
+  last_name = coalesce(s.fields ->> 'last_name', l.last_name),
+  email = coalesce(s.email_normalized, l.email, s.fields ->> 'email'),
+  phone = coalesce(s.phone_e164, l.phone, s.fields ->> 'phone'),
+  email_normalized = coalesce(s.email_normalized, l.email_normalized),
+  phone_e164 = coalesce(s.phone_e164, l.phone_e164),
+  company = coalesce(s.fields ->> 'company', l.company),
+  job_title = coalesce(s.fields ->> 'job_title', l.job_title),
+  address = coalesce(s.fields ->> 'address', l.address),
+  postal_code = coalesce(s.fields ->> 'postal_code', l.postal_code),
+  city = coalesce(s.fields ->> 'city', l.city),
+  country = coalesce(s.fields ->> 'country', l.country),
+  source = coalesce(s.fields ->> 'source', l.source),
+  notes = coalesce(s.fields ->> 'notes', l.notes),
+  custom = l.custom || s.custom,
+  updated_by_import_job_id = %(job)s,
+  updated_at = now()
+from commit_decisions d
+join staged_rows s on s.job_id = %(job)s and s.row_no = d.row_no
+  and s.row_no > %(after)s and s.row_no <= %(until)s
+where d.outcome = 'updated' and l.id = d.lead_id and l.organization_id = %(org)s
+
+-- name: record_outcomes
+-- The row range keeps the plan to the chunk's rows (the temporary table has no statistics).
+update staged_rows s set outcome = d.outcome, lead_id = d.lead_id
+from commit_decisions d
+where s.job_id = %(job)s and s.row_no = d.row_no and s.row_no > %(after)s and s.row_no <= %(until)s
+
+-- name: revert_leads
+-- Leads this import inserted that nobody changed since: no other import updated them and
+-- their updated_at never moved (an import never updates a lead it inserted itself).
+-- Leads it updated are left alone.
+with doomed as (
+  select id from leads
+  where import_job_id = %(job)s and updated_by_import_job_id is null and updated_at = created_at
+  limit %(limit)s
+)
+delete from leads l using doomed where l.id = doomed.id
+
+-- name: org_members
+select user_id, email from organization_members where organization_id = %(org)s order by created_at, email

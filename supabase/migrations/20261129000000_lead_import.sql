@@ -98,7 +98,9 @@ create table public.leads (
   notes text,
   custom jsonb not null default '{}',
   owner_id uuid,
-  import_job_id uuid references public.import_jobs (id) on delete set null, -- the import that created it
+  -- The import that created it. No foreign key: its per-row check, queued to the end of
+  -- each INSERT, cost a third of a commit slice's insert; jobs are not deleted on their own.
+  import_job_id uuid,
   updated_by_import_job_id uuid, -- the last import that updated it
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
@@ -110,7 +112,9 @@ create index leads_org_phone_idx on public.leads (organization_id, phone_e164)
 create index leads_import_job_idx on public.leads (import_job_id);
 
 create table public.staged_rows (
-  job_id uuid not null references public.import_jobs (id) on delete cascade,
+  -- No foreign key: its per-row check ran after each COPY, serially, 1.4 s per 210,000
+  -- rows. The trigger below deletes the staged rows of deleted jobs instead.
+  job_id uuid not null,
   row_no integer not null,           -- 1-based data row number, header excluded
   raw jsonb not null,                -- the cells as read
   fields jsonb not null default '{}', -- normalized lead fields
@@ -126,6 +130,18 @@ create table public.staged_rows (
   lead_id uuid,
   primary key (job_id, row_no)
 );
+
+create function public.delete_staged_rows_of_deleted_jobs() returns trigger
+language plpgsql as $$
+begin
+  delete from public.staged_rows s using gone where s.job_id = gone.id;
+  return null;
+end
+$$;
+
+create trigger import_jobs_deleted after delete on public.import_jobs
+  referencing old table as gone
+  for each statement execute function public.delete_staged_rows_of_deleted_jobs();
 
 -- Adds per-code counts: {"a": 1} + {"a": 2, "b": 1} = {"a": 3, "b": 1}.
 create function public.import_add_counts(a jsonb, b jsonb) returns jsonb

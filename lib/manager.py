@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from lib import jobs
 from lib.db import queries
-from lib.errors import IllegalTransition, JobNotFound
+from lib.errors import IllegalTransition, JobNotFound, LeadImportError
 from lib.jobs import Status
 from lib.queue import Message
 
@@ -82,11 +82,15 @@ def retry_job(
                 "retry it once it is stuck, or force the retry"
             )
         if restart:
-            if job["phase"] != "parse" or job["commit_cursor"]:
-                raise IllegalTransition("leads were already written; retry resumes the commit instead")
+            if job["phase"] == "revert" or job["commit_cursor"]:
+                raise IllegalTransition(
+                    f"leads were already written; retry without restart to resume the {job['phase']} instead"
+                )
             conn.execute(queries()["delete_staged_rows"], {"id": job_id})
             conn.execute(queries()["reset_parse"], {"id": job_id})
             job = conn.execute(queries()["get_job"], {"id": job_id}).fetchone()
+        elif reason := _cannot_resume(conn, job):
+            raise IllegalTransition(reason)
         to = jobs.resume_status(job)
         job = conn.execute(
             queries()["begin_run"],
@@ -98,7 +102,7 @@ def retry_job(
                 "sweep_attempts": job["sweep_attempts"] + 1 if by_sweep else 0,
             },
         ).fetchone()
-        publish(Message(str(job["id"]), job["phase"], job["run"], job["slice_no"]))
+        _publish(publish, Message(str(job["id"]), job["phase"], job["run"], job["slice_no"]))
     log.info("job.run_started job=%s run=%s status=%s slice=%s", job_id, job["run"], to, job["slice_no"])
     return job
 
@@ -133,13 +137,50 @@ def sweep(conn: psycopg.Connection, publish: Publish, *, max_sweeps: int, retent
                     f"{job['sweep_attempts']} times in a row, and was stopped. "
                     "Retry it to resume where it stopped; if it stops again, contact support with this job id."
                 )
-                if fail_job(conn, job_id, message, run=job["run"]):
-                    failed.append(job_id)
+                with conn.transaction():
+                    # Re-checked under the lock: a slice may have run since the select.
+                    locked = conn.execute(queries()["lock_job"], {"id": job_id}).fetchone()
+                    stale = locked is not None and _lease_expired(locked)
+                    if stale and fail_job(conn, job_id, message, run=job["run"]):
+                        failed.append(job_id)
         except IllegalTransition:
             continue  # it moved on in the meantime: a live slice beat us to it
+        except LeadImportError as exc:  # gone, or QStash unavailable: the next sweep tries again
+            log.warning("sweep.skipped job=%s error=%s", job_id, exc.message)
     purged = conn.execute(queries()["purge_staged_rows"], {"days": retention_days}).rowcount
     log.info("sweep.done resumed=%s failed=%s purged=%s", len(resumed), len(failed), purged)
     return {"resumed": resumed, "failed": failed, "purged_staged_rows": purged}
+
+
+def _cannot_resume(conn: psycopg.Connection, job: dict[str, Any]) -> str | None:
+    """Why the job cannot resume at its cursor: its staged rows were purged (see sweep)."""
+    if job["status"] not in (Status.FAILED, Status.CANCELLED) or job["phase"] == "revert" or not job["total_rows"]:
+        return None
+    if conn.execute(queries()["staged_rows_exist"], {"id": job["id"]}).fetchone()["present"]:
+        return None
+    if job["commit_cursor"]:
+        return (
+            "this import stopped long ago and the rows it had not imported yet were deleted; "
+            "import the file again as a new job (the leads already imported will be found as duplicates)"
+        )
+    return "this import stopped long ago and the rows it had read were deleted; retry with restart to read it again"
+
+
+def _publish(publish: Publish, msg: Message) -> None:
+    """Inside the transaction that starts the run: if QStash refuses, nothing changes."""
+    try:
+        publish(msg)
+    except LeadImportError:
+        raise
+    except Exception as exc:  # the SDK's errors, HTTP errors, timeouts
+        log.warning("job.publish_failed job=%s error=%r", msg.job, exc)
+        raise QueueUnavailable() from exc
+
+
+class QueueUnavailable(LeadImportError):
+    """The job could not be queued (QStash did not answer); nothing changed. Try again in a moment."""
+
+    status = 503
 
 
 def _age(job: dict[str, Any]) -> float:
@@ -163,7 +204,7 @@ def begin_phase(
             conn, job_id, action, phase=phase, run=job["run"] + 1, heartbeat_at=datetime.now(UTC),
             sweep_attempts=0, error_message=None, **changes,
         )  # fmt: skip
-        publish(Message(str(job["id"]), phase, job["run"], job["slice_no"]))
+        _publish(publish, Message(str(job["id"]), phase, job["run"], job["slice_no"]))
     log.info("job.phase_started job=%s phase=%s run=%s", job_id, phase, job["run"])
     return job
 

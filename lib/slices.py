@@ -146,19 +146,28 @@ def _finish(conn: psycopg.Connection, msg: Message, r: SliceResult) -> dict[str,
     )
     job = conn.execute(queries()["finish_slice"], params).fetchone()
     assert job is not None, "the locked job must match its run and slice"
+    if job["sweep_attempts"]:
+        # Progress: the sweep's bound counts resumes in a row that brought none.
+        job = conn.execute(queries()["reset_sweep_attempts"], {"id": msg.job}).fetchone()
     if r.action:
         job = jobs.transition(conn, msg.job, r.action, **r.changes)
     return job
 
 
-def fail_job(conn: psycopg.Connection, job_id: str, message: str, *, run: int | None = None) -> bool:
+def fail_job(
+    conn: psycopg.Connection, job_id: str, message: str, *, run: int | None = None, slice_no: int | None = None
+) -> bool:
     """Mark an active job failed with a message a person can act on.
 
-    With `run`, only that run's failure counts: a newer run (a retry) is left alone.
+    With `run`, only that run's failure counts: a newer run (a retry) is left alone. With
+    `slice_no`, only while that slice's continuation has not run: a job that got past it is
+    alive, whatever happened to an old copy of that message.
     """
     with conn.transaction():
         job = conn.execute(queries()["lock_job"], {"id": job_id}).fetchone()
         if job is None or (run is not None and job["run"] != run):
+            return False
+        if slice_no is not None and job["slice_no"] > slice_no + 1:
             return False
         if jobs.Status(job["status"]) not in jobs.TRANSITIONS["fail"][0]:
             return False

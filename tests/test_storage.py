@@ -173,8 +173,8 @@ def test_s3_presigned_put_url_accepts_a_plain_http_put(s3):
     assert "X-Amz-Signature=" in url and "/uploads/from-browser.csv?" in url
     # urllib would default to a form content type, which moto tries to parse as a form
     headers = {"Content-Type": "text/csv"}
-    request = urllib.request.Request(url, data=BIG[:4096], method="PUT", headers=headers)  # noqa: S310
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+    request = urllib.request.Request(url, data=BIG[:4096], method="PUT", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
     assert s3.read_head("uploads/from-browser.csv", 10_000) == BIG[:4096]
 

@@ -67,16 +67,20 @@ def iter_records(
         done = 0  # bytes of buf consumed by the records already handled
         held: list[str] | None = None
         reader_line = 0
-        for cells in reader:
-            if held is not None:
-                if (end := ends[reader_line - 1]) - done > max_record_bytes:
-                    raise _too_large(row, base + done, max_record_bytes)
-                done = end
-                if held and (held[0].strip(BLANK) or "".join(held).strip(BLANK)):
-                    yield held, base + end
-                    row += 1
-            held = cells
-            reader_line = reader.line_num
+        try:
+            for cells in reader:
+                if held is not None:
+                    if (end := ends[reader_line - 1]) - done > max_record_bytes:
+                        raise _too_large(row, base + done, max_record_bytes)
+                    done = end
+                    if held and (held[0].strip(BLANK) or "".join(held).strip(BLANK)):
+                        yield held, base + end
+                        row += 1
+                held = cells
+                reader_line = reader.line_num
+        except csv.Error as exc:
+            # csv's own field limit (set to max_record_bytes above): the same too-long record.
+            raise _too_large(row + (held is not None), base + done, max_record_bytes) from exc
         if held is not None and eof:
             if (end := ends[reader_line - 1]) - done > max_record_bytes:
                 raise _too_large(row, base + done, max_record_bytes)

@@ -86,10 +86,12 @@ def test_rls_refuses_writes_from_members(conn: psycopg.Connection) -> None:
     assert conn.execute("select count(*) from import_jobs where status = 'completed'").fetchone()["count"] == 0
 
 
-def test_deleting_an_organization_removes_its_jobs_and_staged_rows(conn: psycopg.Connection) -> None:
+def test_deleting_an_organization_removes_its_jobs_leads_and_staged_rows(conn: psycopg.Connection) -> None:
     ids = _seed_two_orgs(conn)
     for job in ("job_a", "job_b"):
         conn.execute("insert into staged_rows (job_id, row_no, raw, valid) values (%s, 1, '[]', true)", (ids[job],))
     conn.execute("delete from organizations where id = %s", (ids["org_a"],))
     rows = conn.execute("select job_id from staged_rows").fetchall()
     assert [r["job_id"] for r in rows] == [ids["job_b"]]
+    assert [r["id"] for r in conn.execute("select id from import_jobs")] == [ids["job_b"]]
+    assert [r["organization_id"] for r in conn.execute("select organization_id from leads")] == [ids["org_b"]]

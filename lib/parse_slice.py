@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from psycopg.copy import QueuedLibpqWriter
 
 from lib.db import queries
 from lib.errors import JobFailed
@@ -76,7 +77,7 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
     job_id = str(job["id"])
     with (
         ctx.services.storage.open(job["storage_path"], start) as stream,
-        conn.cursor().copy(queries()["copy_staged_rows"]) as copy,
+        conn.cursor().copy(queries()["copy_staged_rows"], writer=QueuedLibpqWriter(conn.cursor())) as copy,
     ):
         records = iter_records(
             stream, start=start, encoding=job["encoding"], delimiter=job["delimiter"], first_row=row_no + 1
@@ -94,7 +95,8 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
             for code in r.warnings:
                 warnings[code] = warnings.get(code, 0) + 1
             cursor = end
-            if row_no - job["total_rows"] >= cap or ctx.out_of_time():
+            # The clock is read every 256 rows: per row, it showed in profiles.
+            if row_no - job["total_rows"] >= cap or (not row_no & 255 and ctx.out_of_time()):
                 done = False
                 break
         copy.write("".join(lines))
@@ -117,15 +119,6 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
 # COPY's text format, written by hand: psycopg's write_row adapts each value on its own and
 # was the largest cost per row. Rows are sent in batches while the next ones are checked.
 COPY_BATCH = 2000
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _text(value: str | None) -> str:
-    if value is None:
-        return "\\N"
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        return value.translate(_ESCAPES)
-    return value
 
 
 def _json(value: Any) -> str:
@@ -134,10 +127,11 @@ def _json(value: Any) -> str:
 
 
 def _copy_line(job_id: str, r: Any) -> str:
+    # Email, phone and key are normalized values (no backslash, tab or line break): no escaping.
     return "\t".join(
         (
-            job_id, str(r.row_no), _json(r.raw), _json(r.fields), _json(r.custom), _text(r.email),
-            _text(r.phone), _text(r.key), "{" + ",".join(r.errors) + "}", "{" + ",".join(r.warnings) + "}",
+            job_id, str(r.row_no), _json(r.raw), _json(r.fields), _json(r.custom), r.email or "\\N",
+            r.phone or "\\N", r.key or "\\N", "{" + ",".join(r.errors) + "}", "{" + ",".join(r.warnings) + "}",
             "t" if r.valid else "f", "\\N" if r.valid else "invalid",
         )
     ) + "\n"  # fmt: skip

@@ -8,6 +8,7 @@ and COPY it into staged_rows within the slice's transaction.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,6 +76,7 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
     done = True
     lines: list[str] = []
     job_id = str(job["id"])
+    clock, deadline = time.monotonic, ctx.deadline  # read for every row: kept to a local call
     with (
         ctx.services.storage.open(job["storage_path"], start) as stream,
         conn.cursor().copy(queries()["copy_staged_rows"], writer=QueuedLibpqWriter(conn.cursor())) as copy,
@@ -95,8 +97,7 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
             for code in r.warnings:
                 warnings[code] = warnings.get(code, 0) + 1
             cursor = end
-            # The clock is read every 256 rows: per row, it showed in profiles.
-            if row_no - job["total_rows"] >= cap or (not row_no & 255 and ctx.out_of_time()):
+            if row_no - job["total_rows"] >= cap or clock() >= deadline:
                 done = False
                 break
         copy.write("".join(lines))

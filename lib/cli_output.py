@@ -8,12 +8,16 @@ from lib.db import queries
 
 
 def _examples(conn: Any, job: dict[str, Any], *, warnings: bool) -> list[str]:
-    rows = conn.execute(queries()["error_examples"], {"job": job["id"], "warnings": warnings}).fetchall()
+    counts = job["warning_counts" if warnings else "error_counts"]
+    codes = sorted(counts, key=counts.get, reverse=True)
+    rows = conn.execute(
+        queries()["review_examples"], {"job": job["id"], "warnings": warnings, "limit": 5, "codes": codes}
+    ).fetchall()
     lines = []
-    for r in rows:
-        shown = ", ".join(str(n) for n in r["rows"][:5])
-        more = f" and {r['n'] - 5} more" if r["n"] > 5 else ""
-        lines.append(f"    {r['code']:<16} {r['n']:>8}   rows {shown}{more}")
+    for r in sorted(rows, key=lambda r: codes.index(r["code"])):
+        n = counts[r["code"]]
+        more = f" and {n - len(r['rows'])} more" if n > len(r["rows"]) else ""
+        lines.append(f"    {r['code']:<16} {n:>8}   rows {', '.join(map(str, r['rows']))}{more}")
     return lines
 
 
@@ -45,7 +49,7 @@ def print_final(conn: Any, job: dict[str, Any]) -> None:
     print(f"Job {job['id']}: {job['status']}")
     if job["error_message"]:
         print(f"  {job['error_message']}")
-        print(f"  Retry with: python -m lib retry {job['id']}")
+        print(f"  Once the cause is fixed, resume with: python -m lib retry {job['id']}")
     if job["status"] in ("completed", "committing", "reverted"):
         print(f"  inserted     {job['inserted_rows']:>9}")
         print(f"  updated      {job['updated_rows']:>9}")

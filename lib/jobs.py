@@ -54,12 +54,6 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status]] = {
 PHASE_STATUS = {"parse": S.PARSING, "commit": S.COMMITTING, "revert": S.REVERTING}
 
 
-def phase_of(status: Status) -> str | None:
-    if status is S.VALIDATING:
-        return "parse"
-    return next((p for p, s in PHASE_STATUS.items() if s is status), None)
-
-
 def resume_status(job: dict[str, Any]) -> Status:
     """The status a retry resumes in: the job's phase, at its slice (slice 0 = validating)."""
     if job["phase"] == "parse" and job["slice_no"] == 0:

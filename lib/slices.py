@@ -48,9 +48,6 @@ class SliceContext:
     services: Any  # lib.app.Services: storage and friends
     deadline: float
 
-    def out_of_time(self) -> bool:
-        return time.monotonic() >= self.deadline
-
 
 @dataclass
 class SliceResult:

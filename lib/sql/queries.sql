@@ -47,9 +47,6 @@ update import_jobs set
 where id = %(id)s and run = %(run)s and slice_no = %(slice_no)s
 returning *
 
--- name: touch_job
-update import_jobs set heartbeat_at = now(), updated_at = now() where id = %(id)s
-
 -- name: stalled_jobs
 -- Found by heartbeat, not by time since start: a long healthy job keeps beating.
 select * from import_jobs
@@ -87,10 +84,6 @@ limit %(limit)s
 -- name: user_orgs
 select organization_id, role, email from organization_members where user_id = %(user)s
 order by created_at
-
--- name: org_member_by_email
-select user_id, email from organization_members
-where organization_id = %(org)s and lower(email) = lower(%(email)s)
 
 -- name: purge_staged_rows
 -- Staged rows of jobs finished long ago: their counts and leads stay, the rows go.
@@ -135,16 +128,6 @@ select organization_id, user_id from organization_members
 where %(org)s::uuid is null or organization_id = %(org)s::uuid
 order by (role = 'owner') desc, created_at
 limit 2
-
--- name: error_examples
--- A few invalid rows (or rows with warnings) per code, for the review.
-select code, array_agg(row_no order by row_no) as rows, count(*) as n
-from (
-  select row_no, unnest(case when %(warnings)s then warnings else errors end) as code
-  from staged_rows where job_id = %(job)s
-) t
-group by code
-order by n desc
 
 -- name: invalid_rows_page
 select row_no, raw, errors, warnings from staged_rows

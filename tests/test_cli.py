@@ -1,0 +1,84 @@
+"""`python -m lib` as a person runs it: a subprocess on the local stack, over a test database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lib.parse.sample import write_sample_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYS = {
+    "job_id", "status", "total_rows", "valid_rows", "invalid_rows", "duplicate_rows", "inserted_rows",
+    "updated_rows", "skipped_rows", "errors", "warnings", "elapsed_seconds",
+}  # fmt: skip
+
+
+@pytest.fixture
+def run(database_url: str, tmp_path: Path):
+    env = {
+        "PATH": os.environ["PATH"],
+        "DATABASE_URL": database_url,
+        "LOCAL_DATA_DIR": str(tmp_path / "local"),
+        "IMPORT_PARSE_SLICE_ROWS": "300",
+    }
+
+    def _run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lib", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+
+    return _run
+
+
+def test_import_json_then_reimport_then_jobs(run, tmp_path: Path) -> None:
+    csv = tmp_path / "LEADCLIENT.csv"
+    stats = write_sample_csv(csv, 1000, seed=5)
+    first = run("import", str(csv), "--yes", "--json", "--assign", "round-robin:camille@local.test,lucas@local.test")
+    assert first.returncode == 0, first.stderr
+    out = json.loads(first.stdout)
+    assert KEYS <= out.keys()
+    assert out["status"] == "completed"
+    assert (out["total_rows"], out["valid_rows"], out["duplicate_rows"]) == (stats.rows, stats.valid, stats.duplicates)
+    assert out["inserted_rows"] + out["updated_rows"] + out["skipped_rows"] == out["valid_rows"]
+    assert set(out["elapsed_seconds"]) == {"parse", "commit", "total"}
+    assert all(v > 0 for v in out["elapsed_seconds"].values())
+
+    again = json.loads(run("import", str(csv), "--yes", "--json", "--duplicates", "skip").stdout)
+    assert again["inserted_rows"] == 0 and again["skipped_rows"] == again["valid_rows"]
+    assert again["duplicate_of_job_id"] == out["job_id"]
+
+    jobs = run("jobs", "--json")
+    assert jobs.returncode == 0, jobs.stderr
+    listed = json.loads(jobs.stdout)
+    assert [j["job_id"] for j in listed] == [again["job_id"], out["job_id"]]
+    assert all(KEYS <= j.keys() for j in listed)
+
+    # A completed job cannot be retried: a clear message and a non-zero exit.
+    retried = run("retry", out["job_id"], "--yes")
+    assert retried.returncode != 0
+    assert "completed job cannot be retried" in retried.stderr
+
+
+def test_a_rejected_file_exits_non_zero_with_the_reason(run, tmp_path: Path) -> None:
+    bad = tmp_path / "leads.xlsx.csv"
+    bad.write_bytes(b"PK\x03\x04" + bytes(200))
+    result = run("import", str(bad), "--yes")
+    assert result.returncode == 1
+    assert "failed" in result.stdout and "not a csv" in result.stdout.lower()
+    assert "Save As" in result.stdout
+
+
+def test_without_yes_and_without_a_terminal_nothing_is_committed(run, tmp_path: Path) -> None:
+    csv = tmp_path / "leads.csv"
+    write_sample_csv(csv, 50, seed=2)
+    result = run("import", str(csv))
+    assert result.returncode == 1
+    assert "pass --yes" in result.stderr
+    listed = json.loads(run("jobs", "--json").stdout)
+    assert listed[0]["status"] == "ready" and listed[0]["inserted_rows"] == 0

@@ -42,7 +42,7 @@ def test_import_json_then_reimport_then_jobs(run, tmp_path: Path) -> None:
     first = run("import", str(csv), "--yes", "--json", "--assign", "round-robin:camille@local.test,lucas@local.test")
     assert first.returncode == 0, first.stderr
     out = json.loads(first.stdout)
-    assert KEYS <= out.keys()
+    assert out.keys() >= KEYS
     assert out["status"] == "completed"
     assert (out["total_rows"], out["valid_rows"], out["duplicate_rows"]) == (stats.rows, stats.valid, stats.duplicates)
     assert out["inserted_rows"] + out["updated_rows"] + out["skipped_rows"] == out["valid_rows"]
@@ -57,7 +57,7 @@ def test_import_json_then_reimport_then_jobs(run, tmp_path: Path) -> None:
     assert jobs.returncode == 0, jobs.stderr
     listed = json.loads(jobs.stdout)
     assert [j["job_id"] for j in listed] == [again["job_id"], out["job_id"]]
-    assert all(KEYS <= j.keys() for j in listed)
+    assert all(j.keys() >= KEYS for j in listed)
 
     # A completed job cannot be retried: a clear message and a non-zero exit.
     retried = run("retry", out["job_id"], "--yes")

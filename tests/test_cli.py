@@ -82,3 +82,32 @@ def test_without_yes_and_without_a_terminal_nothing_is_committed(run, tmp_path: 
     assert "pass --yes" in result.stderr
     listed = json.loads(run("jobs", "--json").stdout)
     assert listed[0]["status"] == "ready" and listed[0]["inserted_rows"] == 0
+
+
+@pytest.mark.slow
+def test_lead_client_sized_import_completes_with_owners(run, tmp_path: Path, conn) -> None:
+    """210,202 Excel-style rows from upload to completed, round-robin over the three members."""
+    csv = tmp_path / "LEADCLIENT.csv"
+    stats = write_sample_csv(csv, 210_202, seed=1)
+    members = "camille@local.test,lucas@local.test,manon@local.test"
+    result = run("import", str(csv), "--yes", "--json", "--assign", f"round-robin:{members}")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert (out["total_rows"], out["valid_rows"], out["invalid_rows"]) == (stats.rows, stats.valid, stats.invalid)
+    assert out["inserted_rows"] + out["updated_rows"] + out["skipped_rows"] == out["valid_rows"]
+    leads = conn.execute(
+        "select count(*) as n, count(owner_id) as owned,"
+        " count(*) filter (where email_normalized is null and phone_e164 is null) as keyless,"
+        " count(*) filter (where email_normalized <> lower(email_normalized)"
+        "   or phone_e164 !~ '^\\+[1-9][0-9]{6,14}$') as unnormalized"
+        " from leads"
+    ).fetchone()
+    assert leads["n"] == out["inserted_rows"] == leads["owned"]
+    assert leads["keyless"] == 0 and leads["unnormalized"] == 0
+    per_owner = [r["n"] for r in conn.execute("select count(*) as n from leads group by owner_id")]
+    assert len(per_owner) == 3 and max(per_owner) - min(per_owner) <= 1
+    staged = conn.execute(
+        "select count(*) filter (where outcome is null) as open, count(*) filter (where outcome = 'invalid') as invalid"
+        " from staged_rows"
+    ).fetchone()
+    assert staged["open"] == 0 and staged["invalid"] == stats.invalid

@@ -52,3 +52,9 @@ class Forbidden(LeadImportError):
     """You are not allowed to do this."""
 
     status = 403
+
+
+class QueueUnavailable(LeadImportError):
+    """The job could not be queued (QStash did not answer); nothing changed. Try again in a moment."""
+
+    status = 503

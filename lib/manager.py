@@ -16,10 +16,13 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from lib import jobs
+from lib.commit_settings import parse_commit_settings
 from lib.db import queries
-from lib.errors import IllegalTransition, JobNotFound, LeadImportError
+from lib.errors import IllegalTransition, JobNotFound, LeadImportError, QueueUnavailable
 from lib.jobs import Status
 from lib.queue import Message
+from lib.revert_slice import refusal
+from lib.slices import fail_job
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,7 @@ def retry_job(
             raise IllegalTransition(f"a {status} job cannot be retried")
         if status in jobs.ACTIVE and not force and not _lease_expired(job):
             raise IllegalTransition(
-                f"the job is {status} and alive (last progress {_age(job):.0f} s ago); "
+                f"the job is {status} and alive (last progress {job['idle_seconds']:.0f} s ago); "
                 "retry it once it is stuck, or force the retry"
             )
         if restart:
@@ -130,8 +133,6 @@ def sweep(conn: psycopg.Connection, publish: Publish, *, max_sweeps: int, retent
                 retry_job(conn, job_id, publish, by_sweep=True, allowed=jobs.ACTIVE)
                 resumed.append(job_id)
             else:
-                from lib.slices import fail_job
-
                 message = (
                     f"The import made no progress for {job['lease_seconds']} s, "
                     f"{job['sweep_attempts']} times in a row, and was stopped. "
@@ -177,18 +178,8 @@ def _publish(publish: Publish, msg: Message) -> None:
         raise QueueUnavailable() from exc
 
 
-class QueueUnavailable(LeadImportError):
-    """The job could not be queued (QStash did not answer); nothing changed. Try again in a moment."""
-
-    status = 503
-
-
-def _age(job: dict[str, Any]) -> float:
-    return job["idle_seconds"]
-
-
 def _lease_expired(job: dict[str, Any]) -> bool:
-    return _age(job) > job["lease_seconds"]
+    return job["idle_seconds"] > job["lease_seconds"]
 
 
 def begin_phase(
@@ -211,8 +202,6 @@ def begin_phase(
 
 def commit_job(conn: psycopg.Connection, job_id: str, body: dict[str, Any], publish: Publish) -> dict[str, Any]:
     """ready → committing with checked settings (see lib.commit_settings)."""
-    from lib.commit_settings import parse_commit_settings
-
     job = conn.execute(queries()["get_job"], {"id": job_id}).fetchone()
     if job is None:
         raise JobNotFound()
@@ -227,8 +216,6 @@ def commit_job(conn: psycopg.Connection, job_id: str, body: dict[str, Any], publ
 
 def revert_job(conn: psycopg.Connection, job_id: str, publish: Publish) -> dict[str, Any]:
     """completed → reverting: its inserted, unchanged leads are deleted in slices."""
-    from lib.revert_slice import refusal
-
     job = conn.execute(queries()["get_job"], {"id": job_id}).fetchone()
     if job is None:
         raise JobNotFound()

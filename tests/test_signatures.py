@@ -27,7 +27,8 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status
     except urllib.error.HTTPError as exc:
-        return exc.code
+        with exc:
+            return exc.code
 
 
 def _token(key: str, url: str, body: bytes, *, alg: str = "HS256", **claims: Any) -> str:
@@ -127,3 +128,21 @@ def test_signature_for_the_commit_endpoint_is_refused_on_parse(stack, conn, pend
     body = json.dumps({"job": job_id, "phase": "parse", "run": 0, "slice": 0}).encode()
     token = sign(s.current_signing_key, s.endpoint_url("api/import/commit"), body)
     assert _post(s.endpoint_url("api/import/parse"), body, {"Upstash-Signature": token}) == 401
+
+
+def test_signed_but_malformed_message_stops_qstash_retrying(stack, conn, pending_job) -> None:
+    """A message no retry can fix gets 489 with Upstash-NonRetryable-Error, and changes nothing."""
+    job_id = str(pending_job["id"])
+    before = _snapshot(conn, job_id)
+    s = stack.settings
+    url = s.endpoint_url("api/import/parse")
+    for body in (b'{"job": "x"}', json.dumps({"job": job_id, "phase": "commit", "run": 0, "slice": 0}).encode()):
+        req = urllib.request.Request(
+            url, data=body, headers={"Upstash-Signature": sign(s.current_signing_key, url, body)}
+        )
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(req, timeout=10)
+        with info.value as reply:  # closes the response's socket
+            assert reply.code == 489
+            assert reply.headers["Upstash-NonRetryable-Error"] == "true"
+    assert _snapshot(conn, job_id) == before

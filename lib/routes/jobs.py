@@ -65,6 +65,14 @@ def _body() -> dict[str, Any]:
     return data
 
 
+def _flag(body: dict[str, Any], name: str) -> bool:
+    """A JSON boolean option: "false" is not false, so anything but true/false is refused."""
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise BadRequest(f"{name} must be true or false")
+    return value
+
+
 @bp.post("")
 def create() -> Any:
     """A new job for a file the browser is about to upload (signed upload URL included)."""
@@ -116,8 +124,8 @@ def retry(job_id: str) -> Any:
         connection(),
         job_id,
         services().publish,
-        force=bool(body.get("force")),
-        restart=bool(body.get("restart")),
+        force=_flag(body, "force"),
+        restart=_flag(body, "restart"),
     )
     return jsonify(job=job_view(job)), 202
 

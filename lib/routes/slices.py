@@ -39,9 +39,14 @@ def qstash_signed(view: Any) -> Any:
 @qstash_signed
 def run_slice(phase: str) -> Any:
     started = time.time()
-    msg = Message.from_body(request.get_data(cache=True))
-    if msg.phase != phase:
-        raise BadRequest(f"a {msg.phase} message sent to the {phase} endpoint")
+    try:
+        msg = Message.from_body(request.get_data(cache=True))
+        if msg.phase != phase:
+            raise BadRequest(f"a {msg.phase} message sent to the {phase} endpoint")
+    except BadRequest as exc:
+        # Signed but unusable: no retry can fix it, so tell QStash to stop (to its DLQ).
+        reply = jsonify(error="bad_message", message=exc.message)
+        return reply, 489, {"Upstash-NonRetryable-Error": "true"}
     svc = services()
     try:
         reply = slices.handle(connection(), msg, svc.settings, svc, PHASES, svc.publish)

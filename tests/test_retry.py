@@ -11,7 +11,6 @@ import base64
 import json
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from psycopg import sql
 
 from lib import db
 from lib.auth import mint_token
@@ -28,7 +26,7 @@ from lib.local.qstash_server import LocalQStash, sign
 from lib.local.stack import LOCAL_MEMBERS, LocalStack
 from lib.parse.sample import SampleStats, write_sample_csv
 from lib.storage import storage_from_env
-from tests.conftest import TEMPLATE, _with_db, make_stack
+from tests.conftest import fresh_database, make_stack
 from tests.helpers import wait_for_status
 
 ROWS = 500
@@ -220,19 +218,6 @@ def other_state(conn: psycopg.Connection, job_id: str | None = None) -> dict[str
     }
 
 
-@contextmanager
-def scratch_database(server_url: str) -> Iterator[str]:
-    """A fresh migrated database outside the per-test fixture (for module-wide baselines)."""
-    name = f"lead_import_base_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as c:
-        c.execute(sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE)))
-    try:
-        yield _with_db(server_url, name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as c:
-            c.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-
-
 def sample(path: Path, rows: int = ROWS, seed: int = 5) -> tuple[bytes, SampleStats]:
     stats = write_sample_csv(path, rows, seed=seed)
     return path.read_bytes(), stats
@@ -241,7 +226,7 @@ def sample(path: Path, rows: int = ROWS, seed: int = 5) -> tuple[bytes, SampleSt
 def undisturbed(server_url: str, tmp: Path, data: bytes, **env: str) -> dict[str, Any]:
     """The outcome of an import nothing disturbed: what every disturbed run must end in."""
     with (
-        scratch_database(server_url) as url,
+        fresh_database(server_url) as url,
         make_stack(url, tmp, **SMALL_SLICES, **env) as stack,
         db.connect(url) as c,
     ):
@@ -275,6 +260,15 @@ def slow_stack(database_url: str, tmp_path: Path, **env: str) -> Iterator[LocalS
     """Small slices, and QStash waiting a little before each delivery: time to act mid-phase."""
     with make_stack(database_url, tmp_path, **{**SMALL_SLICES, "LOCAL_QSTASH_FAULTS": "delay_ms=80-120", **env}) as s:
         yield s
+
+
+def commit_like_baseline(api: Any, stack: Any, conn: psycopg.Connection, job_id: str, baseline: dict) -> None:
+    """From ready to completed, then exactly the undisturbed run's final state."""
+    finished(conn, job_id, "ready")
+    api.commit(job_id)
+    finished(conn, job_id, "completed")
+    stack.wait_idle()
+    same_as_baseline(outcome(conn, job_id, slices=True), baseline)
 
 
 def same_as_baseline(actual: dict[str, Any], baseline: dict[str, Any]) -> None:
@@ -418,11 +412,7 @@ def test_restart_parses_again_from_zero(database_url, tmp_path, conn, file, base
         assert status == 202, reply
         assert reply["job"]["status"] == "validating" and reply["job"]["slices_done"] == 0
         assert reply["job"]["total_rows"] == 0
-        finished(conn, job_id, "ready")
-        api.commit(job_id)
-        finished(conn, job_id, "completed")
-        stack.wait_idle()
-        same_as_baseline(outcome(conn, job_id, slices=True), baseline)
+        commit_like_baseline(api, stack, conn, job_id, baseline)
 
 
 @pytest.mark.parametrize("phase", ["parse", "commit"])
@@ -503,11 +493,7 @@ def test_when_qstash_gives_up_the_job_fails_with_what_happened_and_what_to_do(
         conn.execute("update import_jobs set encoding = 'cp1252' where id = %s", (job_id,))
         status, reply = api.retry(job_id)
         assert status == 202, reply
-        finished(conn, job_id, "ready")
-        api.commit(job_id)
-        finished(conn, job_id, "completed")
-        stack.wait_idle()
-        same_as_baseline(outcome(conn, job_id, slices=True), baseline)
+        commit_like_baseline(api, stack, conn, job_id, baseline)
 
 
 def test_failure_callback_of_an_old_run_or_a_passed_slice_changes_nothing(database_url, tmp_path, conn, file) -> None:
@@ -619,11 +605,7 @@ def test_two_concurrent_sweeps_resume_a_stuck_job_once(database_url, tmp_path, c
             t.join()
         assert sum(r["resumed"].count(job_id) for r in replies) == 1
         assert job(conn, job_id)["run"] == stuck["run"] + 1
-        finished(conn, job_id, "ready")
-        api.commit(job_id)
-        finished(conn, job_id, "completed")
-        stack.wait_idle()
-        same_as_baseline(outcome(conn, job_id, slices=True), baseline)
+        commit_like_baseline(api, stack, conn, job_id, baseline)
 
 
 def test_sweep_leaves_a_job_whose_slice_is_running(database_url, tmp_path, conn, file) -> None:

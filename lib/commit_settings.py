@@ -33,8 +33,13 @@ class CommitSettings:
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "owners": list(self.owners)}
 
-    def owner_column_index(self, job: dict[str, Any]) -> int | None:
-        return job["header"].index(self.owner_column) if self.owner_column else None
+    def owner_cell_source(self, job: dict[str, Any]) -> dict[str, str | None]:
+        """Where a staged row keeps the owner column's value: the lead field the column maps
+        to, or, for an unmapped column, its header name in the row's custom values."""
+        if not self.owner_column:
+            return {"owner_field": None, "owner_header": None}
+        field = job["mapping"][job["header"].index(self.owner_column)]
+        return {"owner_field": field, "owner_header": None if field else self.owner_column}
 
     def owner_picker(self, conn: Any, org: Any, *, first_index: int) -> OwnerPicker:
         members = {}

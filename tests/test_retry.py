@@ -194,9 +194,10 @@ def outcome(conn: psycopg.Connection, job_id: str, *, slices: bool = False) -> d
         (row["organization_id"],),
     ).fetchall()
     staged = conn.execute(
-        """select s.row_no, s.valid, s.outcome, s.errors, s.warnings, s.duplicate_of, s.match_key,
+        """select s.row_no, s.valid, so.outcome, s.errors, s.warnings, s.duplicate_of, s.match_key,
                   s.fields::text, l.email_normalized, l.phone_e164, l.owner_id
-           from staged_rows s left join leads l on l.id = s.lead_id
+           from staged_rows s left join staged_outcomes so on so.job_id = s.job_id and so.row_no = s.row_no
+           left join leads l on l.id = so.lead_id
            where s.job_id = %s order by s.row_no""",
         (job_id,),
     ).fetchall()

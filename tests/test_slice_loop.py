@@ -45,8 +45,9 @@ def _run_import(stack: Any, conn: Any, csv: Path) -> dict[str, Any]:
 def _state(conn: Any, job_id: Any) -> dict[str, Any]:
     job = conn.execute("select * from import_jobs where id = %s", (job_id,)).fetchone()
     staged = conn.execute(
-        "select row_no, raw, fields, valid, errors, warnings, duplicate_of, outcome from staged_rows"
-        " where job_id = %s order by row_no",
+        "select s.row_no, raw, fields, valid, errors, warnings, duplicate_of, so.outcome from staged_rows s"
+        " left join staged_outcomes so on so.job_id = s.job_id and so.row_no = s.row_no"
+        " where s.job_id = %s order by s.row_no",
         (job_id,),
     ).fetchall()
     leads = conn.execute(

@@ -7,19 +7,20 @@
 select pg_advisory_xact_lock(hashtextextended('leads:' || %(org)s::text, 0))
 
 -- name: chunk_rows
--- The valid rows of a chunk (row numbers run 1..total_rows; invalid rows already carry
--- their outcome), each with the existing lead its email and its phone match: the oldest
--- lead holding that key, through one index probe per row whatever the planner's statistics
--- say about a leads table that just grew. `mine`: this import already inserted or updated
--- that lead (an earlier row of the file matched it). The flags say which keys the job's
--- match mode looks up.
-select s.row_no, s.email_normalized, s.phone_e164, s.raw ->> %(owner_col)s::int as owner_cell,
+-- The rows of a chunk (row numbers run 1..total_rows), each valid one with the existing
+-- lead its email and its phone match: the oldest lead holding that key, through one index
+-- probe per row whatever the planner's statistics say about a leads table that just grew.
+-- `mine`: this import already inserted or updated that lead (an earlier row of the file
+-- matched it). The flags say which keys the job's match mode looks up. The owner cell is
+-- the assignment column's value: a mapped field, or an unmapped column kept in custom.
+select s.row_no, s.valid, s.email_normalized, s.phone_e164,
+  coalesce(s.fields ->> %(owner_field)s::text, s.custom ->> %(owner_header)s::text) as owner_cell,
   e.id, e.mine, p.id, p.mine
 from staged_rows s
 left join lateral (
   select id, coalesce(import_job_id = %(job)s or updated_by_import_job_id = %(job)s, false) as mine
   from leads
-  where %(by_email)s and organization_id = %(org)s and email_normalized = s.email_normalized
+  where %(by_email)s and s.valid and organization_id = %(org)s and email_normalized = s.email_normalized
   order by created_at, id
   limit 1
 ) e on true
@@ -27,43 +28,32 @@ left join lateral (
   select id, coalesce(import_job_id = %(job)s or updated_by_import_job_id = %(job)s, false) as mine
   from leads
   where (%(by_phone)s or (%(by_phone_without_email)s and s.email_normalized is null))
-    and organization_id = %(org)s and phone_e164 = s.phone_e164
+    and s.valid and organization_id = %(org)s and phone_e164 = s.phone_e164
   order by created_at, id
   limit 1
 ) p on true
-where s.job_id = %(job)s and s.row_no > %(after)s and s.row_no <= %(until)s and s.valid
+where s.job_id = %(job)s and s.row_no > %(after)s and s.row_no <= %(until)s
 order by s.row_no
 
--- name: create_decisions
-create temporary table commit_decisions (
-  row_no integer primary key,
-  lead_id uuid not null,
-  outcome text not null,
-  owner_id uuid
-) on commit drop
-
--- name: truncate_decisions
-truncate commit_decisions
-
--- name: copy_decisions
-copy commit_decisions (row_no, lead_id, outcome, owner_id) from stdin
+-- name: copy_outcomes
+copy staged_outcomes (job_id, row_no, outcome, lead_id, owner_id) from stdin
 
 -- name: insert_leads
+-- The chunk's rows whose outcome is `inserted`, with the lead id and owner chosen for them.
 insert into leads (
   id, organization_id, civility, first_name, last_name, email, phone, email_normalized,
   phone_e164, company, job_title, address, postal_code, city, country, source, notes, custom,
   owner_id, import_job_id
 )
 select
-  d.lead_id, %(org)s, s.fields ->> 'civility', s.fields ->> 'first_name', s.fields ->> 'last_name',
+  o.lead_id, %(org)s, s.fields ->> 'civility', s.fields ->> 'first_name', s.fields ->> 'last_name',
   s.fields ->> 'email', s.fields ->> 'phone', s.email_normalized, s.phone_e164,
   s.fields ->> 'company', s.fields ->> 'job_title', s.fields ->> 'address',
   s.fields ->> 'postal_code', s.fields ->> 'city', s.fields ->> 'country', s.fields ->> 'source',
-  s.fields ->> 'notes', s.custom, d.owner_id, %(job)s
-from commit_decisions d
-join staged_rows s on s.job_id = %(job)s and s.row_no = d.row_no
-  and s.row_no > %(after)s and s.row_no <= %(until)s
-where d.outcome = 'inserted'
+  s.fields ->> 'notes', s.custom, o.owner_id, %(job)s
+from staged_outcomes o
+join staged_rows s on s.job_id = o.job_id and s.row_no = o.row_no
+where o.job_id = %(job)s and o.row_no > %(after)s and o.row_no <= %(until)s and o.outcome = 'inserted'
 
 -- name: update_leads
 -- Non-empty values of the row overwrite the lead. A valid email or phone replaces the
@@ -88,16 +78,10 @@ update leads l set
   custom = l.custom || s.custom,
   updated_by_import_job_id = %(job)s,
   updated_at = now()
-from commit_decisions d
-join staged_rows s on s.job_id = %(job)s and s.row_no = d.row_no
-  and s.row_no > %(after)s and s.row_no <= %(until)s
-where d.outcome = 'updated' and l.id = d.lead_id and l.organization_id = %(org)s
-
--- name: record_outcomes
--- The row range keeps the plan to the chunk's rows (the temporary table has no statistics).
-update staged_rows s set outcome = d.outcome, lead_id = d.lead_id
-from commit_decisions d
-where s.job_id = %(job)s and s.row_no = d.row_no and s.row_no > %(after)s and s.row_no <= %(until)s
+from staged_outcomes o
+join staged_rows s on s.job_id = o.job_id and s.row_no = o.row_no
+where o.job_id = %(job)s and o.row_no > %(after)s and o.row_no <= %(until)s and o.outcome = 'updated'
+  and l.id = o.lead_id and l.organization_id = %(org)s
 
 -- name: revert_leads
 -- Leads this import inserted that nobody changed since: no other import updated them and

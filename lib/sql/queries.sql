@@ -74,6 +74,7 @@ update import_jobs set
 where id = %(id)s
 
 -- name: delete_staged_rows
+with outcomes as (delete from staged_outcomes where job_id = %(id)s)
 delete from staged_rows where job_id = %(id)s
 
 -- name: list_org_jobs
@@ -86,16 +87,21 @@ select organization_id, role, email from organization_members where user_id = %(
 order by created_at
 
 -- name: purge_staged_rows
--- Staged rows of jobs finished long ago: their counts and leads stay, the rows go.
-delete from staged_rows s using import_jobs j
-where s.job_id = j.id
-  and j.status in ('completed', 'failed', 'cancelled', 'reverted')
-  and j.updated_at < now() - make_interval(days => %(days)s)
+-- Staged rows of jobs finished long ago: their counts and leads stay, the rows and their
+-- outcomes go.
+with old as (
+  select id from import_jobs
+  where status in ('completed', 'failed', 'cancelled', 'reverted')
+    and updated_at < now() - make_interval(days => %(days)s)
+), outcomes as (
+  delete from staged_outcomes o using old where o.job_id = old.id
+)
+delete from staged_rows s using old where s.job_id = old.id
 
 -- name: copy_staged_rows
 copy staged_rows (
   job_id, row_no, raw, fields, custom, email_normalized, phone_e164, match_key, errors,
-  warnings, valid, outcome
+  warnings, valid
 ) from stdin
 
 -- name: earlier_job_same_file

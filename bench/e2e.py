@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from lib.local.stack import running_stack_env
+from lib.local.stack import running_stack_env, stop_embedded_server
 from lib.parse.sample import write_sample_csv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +86,8 @@ def run_once(csv_path: Path, database_url: str | None) -> dict[str, Any]:
                 serve.wait(20)
             except subprocess.TimeoutExpired:
                 serve.kill()
+            if not database_url:
+                stop_embedded_server(Path(tmp))
         slices = _slices(log_path.read_text())
     return _figures(result, slices, peak_kb, baseline)
 

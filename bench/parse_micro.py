@@ -25,11 +25,13 @@ from lib.parse.detect import inspect_stream
 from lib.parse.reader import iter_records
 from lib.parse.rows import RowChecker
 from lib.parse.sample import write_sample_csv
+from lib.parse_slice import _copy_line as copy_line
 
 T = TypeVar("T")
 
 
 WALL: dict[int, float] = {}
+JOB_ID = b"6b6dbba2-d0b4-4b91-b3a9-6ab69724a423"
 
 
 def best(repeat: int, run: Callable[[], T]) -> tuple[float, T]:
@@ -93,10 +95,25 @@ def main() -> None:
                     counts["valid" if row.valid else "invalid"] += 1
             return counts
 
+        def read_check_format() -> int:
+            checker = RowChecker(facts.header, facts.mapping)
+            size = 0
+            with path.open("rb") as f:
+                f.seek(facts.data_offset)
+                records = iter_records(f, start=facts.data_offset, encoding=facts.encoding, delimiter=facts.delimiter)
+                for row_no, (cells, _end) in enumerate(records, 1):
+                    size += len(copy_line(JOB_ID, checker.check(row_no, cells)))
+            return size
+
         read_s, rows = best(args.repeat, read)
         check_s, counts = best(args.repeat, read_check)
+        format_s, _ = best(args.repeat, read_check_format)
         print(f"rows: {rows} {dict(counts)}")
-        for name, run, seconds in (("reader only", read, read_s), ("reader+validation", read_check, check_s)):
+        for name, run, seconds in (
+            ("reader only", read, read_s),
+            ("reader+validation", read_check, check_s),
+            ("+COPY text", read_check_format, format_s),
+        ):
             print(
                 f"{name + ':':19s} {rows / seconds:>9,.0f} rows/s  {seconds / rows * 1e6:5.2f} µs/row CPU"
                 f"   (wall: {rows / WALL[id(run)]:,.0f} rows/s)"
@@ -128,6 +145,7 @@ def main() -> None:
                 f"{(calls.hits + calls.misses) / len(vals):.1%} of values, {calls.misses} distinct)"
             )
         print(f"  rest of validation (trim, dicts) {rest:5.2f}")
+        print(f"  COPY text of the staged row      {(format_s - check_s) / rows * 1e6:5.2f}")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ class StepLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         steps = getattr(record, "steps_ms", None)
         if steps:
-            self.slices += 1
+            self.slices += record.msg.startswith("commit.chunk")
             for k, v in steps.items():
                 self.ms[k] = self.ms.get(k, 0.0) + v
 

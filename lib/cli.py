@@ -242,7 +242,7 @@ def _confirm(job: dict[str, Any]) -> bool:
     return answer.strip().lower() in ("y", "yes", "o", "oui")
 
 
-def follow(conn: Any, job_id: str, *, quiet: bool = False, poll: float = 0.2) -> dict[str, Any]:
+def follow(conn: Any, job_id: str, *, quiet: bool = False, poll: float = 0.05) -> dict[str, Any]:
     """Watch the job row until it leaves the active statuses, with a progress bar per phase."""
     from tqdm import tqdm
 

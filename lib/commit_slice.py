@@ -3,10 +3,15 @@
 A slice holds the organization's lead lock for its whole transaction (commit and revert
 slices of one organization run one at a time, so two imports never both insert a lead for
 the same match key), then commits chunks of rows until its row cap, or until the next chunk
-would overrun its time budget. Per chunk: one query for the valid rows with the existing
-leads their keys match (index probes); then, in row order and in memory, each row's outcome;
-then set-based writes: COPY of the outcomes into staged_outcomes, then one INSERT ... SELECT
-and one UPDATE of leads that read them.
+would overrun its time budget. Per chunk: one query for the rows with the existing leads
+their keys match (index probes); then, in row order and in memory, each row's outcome; then
+set-based writes: COPY of the outcomes into staged_outcomes, then one INSERT ... SELECT and
+one UPDATE of leads that read them.
+
+The writes of a chunk run on the connection (from a helper thread) while the next chunk's
+outcomes are decided in Python: the database's core and Python's work at the same time. The
+next chunk's rows are read before those writes, so its probes cannot see the leads the
+previous chunk inserts; the slice's Matcher remembers them instead.
 
 Outcomes (DESIGN.md "Commit settings"): a row matching no lead inserts one. A row matching
 a lead is `skipped`, or in `update` mode `updated`, unless an earlier row of the same file
@@ -21,6 +26,8 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,20 +47,24 @@ CHUNK_ROWS = 5_000
 
 
 class Matcher:
-    """The organization's leads by match key as this chunk knows them (from chunk_rows, then
-    the chunk's own new leads), and which of them this import already inserted or updated
+    """The organization's leads by match key as this slice knows them (from chunk_rows, then
+    the slice's own new leads), and which of them this import already inserted or updated
     ("claimed": a later row matching them is an in-file duplicate)."""
 
-    def __init__(self, match: str, rows: list[tuple]):
+    def __init__(self, match: str):
         self.match = match
         self.by_email: dict[str, Any] = {}
         self.by_phone: dict[str, Any] = {}
         self.claimed: set[Any] = set()
+
+    def learn(self, rows: list[tuple]) -> None:
+        """The probes' answers for a chunk's rows. What the slice itself wrote comes first:
+        the probes ran before the previous chunk's leads were inserted."""
         for _, _, email, phone, _, email_lead, email_mine, phone_lead, phone_mine in rows:
             if email_lead:
-                self.by_email[email] = email_lead
+                self.by_email.setdefault(email, email_lead)
             if phone_lead:
-                self.by_phone[phone] = phone_lead
+                self.by_phone.setdefault(phone, phone_lead)
             if email_mine:
                 self.claimed.add(email_lead)
             if phone_mine:
@@ -87,17 +98,32 @@ def run_slice(ctx: SliceContext) -> SliceResult:
     end = min(cursor + ctx.settings.commit_slice_rows, job["total_rows"])
     conn.execute(queries()["lock_org_leads"], {"org": job["organization_id"]})
     owners = cfg.owner_picker(conn, job["organization_id"], first_index=job["inserted_rows"])
-    counts = {"inserted_rows": 0, "updated_rows": 0, "skipped_rows": 0}
-    while cursor < end:
-        started = time.monotonic()
-        until = min(cursor + CHUNK_ROWS, end)
-        _commit_rows(conn, cfg, job, cursor, until, owners, counts)
-        cursor = until
-        if time.monotonic() + (time.monotonic() - started) > ctx.deadline:
-            break
+    matcher = Matcher(cfg.match)
+    counts: Counter[str] = Counter()
+    pending: Writes | None = None  # decided, not yet written
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit-writes") as writer:
+        while cursor < end:
+            started, lap = time.monotonic(), _Laps()
+            until = min(cursor + CHUNK_ROWS, end)
+            params = {**_params(job, cursor, until), **_lookups(cfg), **cfg.owner_cell_source(job)}
+            rows = _tuples(conn, "chunk_rows", params)
+            lap("rows")
+            writing = writer.submit(pending.run, conn) if pending else None
+            pending = _decide(cfg, job, cursor, until, rows, matcher, owners)
+            counts.update(pending.counts)
+            lap("decide")
+            if writing:
+                writing.result()
+            lap("wait")
+            log.debug("commit.chunk job=%s rows=%s %s", job["id"], len(rows), lap, extra={"steps_ms": lap.ms})
+            cursor = until
+            if time.monotonic() + (time.monotonic() - started) > ctx.deadline:
+                break
+    if pending:
+        pending.run(conn)
     done = cursor >= job["total_rows"]
     return SliceResult(
-        counts=counts,
+        counts={f"{o}_rows": counts[o] for o in ("inserted", "updated", "skipped")},
         cursors={"commit": cursor},
         warning_counts=owners.warnings(),
         done=done,
@@ -106,25 +132,43 @@ def run_slice(ctx: SliceContext) -> SliceResult:
     )
 
 
-def _commit_rows(
-    conn: Any,
+@dataclass
+class Writes:
+    """A chunk's outcomes as COPY text, and the leads statements that read them."""
+
+    params: dict[str, Any]
+    copy: str
+    counts: Counter[str]
+
+    def run(self, conn: Any) -> None:
+        lap = _Laps()
+        with conn.cursor().copy(queries()["copy_outcomes"]) as copy:
+            copy.write(self.copy)
+        lap("copy")
+        if self.counts["inserted"]:
+            conn.execute(queries()["insert_leads"], self.params)
+        lap("insert")
+        if self.counts["updated"]:
+            conn.execute(queries()["update_leads"], self.params)
+        lap("update")
+        log.debug("commit.writes job=%s %s", self.params["job"], lap, extra={"steps_ms": lap.ms})
+
+
+def _decide(
     cfg: CommitSettings,
     job: dict[str, Any],
     after: int,
     until: int,
+    rows: list[tuple],
+    matcher: Matcher,
     owners: OwnerPicker,
-    counts: dict[str, int],
-) -> None:
-    """Rows after..until: their outcomes in row order, then the set-based writes."""
-    lap = _Laps()
-    params = {"job": job["id"], "org": job["organization_id"], "after": after, "until": until}
-    rows = _tuples(conn, "chunk_rows", {**params, **_lookups(cfg), **cfg.owner_cell_source(job)})
-    lap("rows")
-    matcher = Matcher(cfg.match, rows)
+) -> Writes:
+    """The outcomes of rows after..until, in row order."""
+    matcher.learn(rows)
     new_ids = _lead_ids(len(rows))
     job_id = str(job["id"])
     lines = []
-    chunk: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
     for row_no, valid, email, phone, owner_cell, *_ in rows:
         owner = None
         if not valid:
@@ -137,23 +181,14 @@ def _commit_rows(
             matcher.claim(lead, email, phone)
         else:
             outcome = "skipped"
-        chunk[outcome] += 1
+        counts[outcome] += 1
         # COPY's text format: every value is a number, a code or a UUID (nothing to escape).
         lines.append(f"{job_id}\t{row_no}\t{outcome}\t{lead or NULL}\t{owner or NULL}\n")
-    lap("decide")
-    if lines:
-        with conn.cursor().copy(queries()["copy_outcomes"]) as copy:
-            copy.write("".join(lines))
-        lap("copy")
-        if chunk["inserted"]:
-            conn.execute(queries()["insert_leads"], params)
-        lap("insert")
-        if chunk["updated"]:
-            conn.execute(queries()["update_leads"], params)
-        lap("update")
-    for outcome in ("inserted", "updated", "skipped"):
-        counts[f"{outcome}_rows"] += chunk[outcome]
-    log.debug("commit.chunk job=%s rows=%s %s", job["id"], len(rows), lap, extra={"steps_ms": lap.ms})
+    return Writes(_params(job, after, until), "".join(lines), counts)
+
+
+def _params(job: dict[str, Any], after: int, until: int) -> dict[str, Any]:
+    return {"job": job["id"], "org": job["organization_id"], "after": after, "until": until}
 
 
 def _lookups(cfg: CommitSettings) -> dict[str, bool]:

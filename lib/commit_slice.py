@@ -8,10 +8,9 @@ their keys match (index probes); then, in row order and in memory, each row's ou
 set-based writes: COPY of the outcomes into staged_outcomes, then one INSERT ... SELECT and
 one UPDATE of leads that read them.
 
-The writes of a chunk run on the connection (from a helper thread) while the next chunk's
-outcomes are decided in Python: the database's core and Python's work at the same time. The
-next chunk's rows are read before those writes, so its probes cannot see the leads the
-previous chunk inserts; the slice's Matcher remembers them instead.
+Two connections work at once: while the slice's connection writes a chunk (from a helper
+thread), a second one reads the next chunk's rows and Python decides their outcomes. The
+probes see only committed leads; the leads this slice inserts are in its Matcher.
 
 Outcomes (DESIGN.md "Commit settings"): a row matching no lead inserts one. A row matching
 a lead is `skipped`, or in `update` mode `updated`, unless an earlier row of the same file
@@ -33,6 +32,7 @@ from typing import Any
 
 from psycopg.rows import tuple_row
 
+from lib import db
 from lib.commit_settings import CommitSettings, OwnerPicker
 from lib.db import queries
 from lib.slices import SliceContext, SliceResult
@@ -101,14 +101,17 @@ def run_slice(ctx: SliceContext) -> SliceResult:
     matcher = Matcher(cfg.match)
     counts: Counter[str] = Counter()
     pending: Writes | None = None  # decided, not yet written
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit-writes") as writer:
+    # The rows are read through a second connection while the slice's own connection writes
+    # the previous chunk (from a helper thread): committed data is all the probes need, since
+    # the organization lock keeps other imports out and the Matcher knows this slice's leads.
+    with db.connect(ctx.settings.database_url) as reader, ThreadPoolExecutor(1, "commit-writes") as writer:
         while cursor < end:
             started, lap = time.monotonic(), _Laps()
             until = min(cursor + CHUNK_ROWS, end)
-            params = {**_params(job, cursor, until), **_lookups(cfg), **cfg.owner_cell_source(job)}
-            rows = _tuples(conn, "chunk_rows", params)
-            lap("rows")
             writing = writer.submit(pending.run, conn) if pending else None
+            params = {**_params(job, cursor, until), **_lookups(cfg), **cfg.owner_cell_source(job)}
+            rows = _tuples(reader, "chunk_rows", params)
+            lap("rows")
             pending = _decide(cfg, job, cursor, until, rows, matcher, owners)
             counts.update(pending.counts)
             lap("decide")

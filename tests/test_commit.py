@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from lib import commit_slice
 from lib.auth import mint_token
 from lib.local.stack import LOCAL_MEMBERS
 from lib.parse.sample import write_sample_csv
@@ -160,6 +161,14 @@ def duplicate_keys(conn: Any) -> list[Any]:
     ).fetchall()
 
 
+@pytest.fixture(params=[commit_slice.CHUNK_ROWS, 1], ids=["one_chunk", "one_row_chunks"])
+def chunk_rows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Chunks of one row: every row is read (on the slice's second connection) before the
+    previous row's lead is written, so matching it relies on the slice's Matcher."""
+    monkeypatch.setattr(commit_slice, "CHUNK_ROWS", request.param)
+    return request.param
+
+
 @pytest.fixture
 def api(stack: Any) -> Api:
     return Api(stack)
@@ -174,7 +183,7 @@ def sample(tmp_path: Path) -> tuple[Path, Any]:
 # -- duplicates: skip, update, create ------------------------------------------------------------
 
 
-def test_reimport_with_skip_update_and_create(api: Api, conn: Any, sample: tuple[Path, Any]) -> None:
+def test_reimport_with_skip_update_and_create(api: Api, conn: Any, sample: tuple[Path, Any], chunk_rows: int) -> None:
     path, stats = sample
     first = api.import_file(conn, path, assignment="user", owner="lucas@local.test")
     assert_counts_add_up(first)
@@ -239,7 +248,9 @@ def test_reimport_with_skip_update_and_create(api: Api, conn: Any, sample: tuple
     assert org_leads(conn) == first["inserted_rows"] + create["valid_rows"]
 
 
-def test_update_overwrites_with_non_empty_values_and_first_row_wins(api: Api, conn: Any, tmp_path: Path) -> None:
+def test_update_overwrites_with_non_empty_values_and_first_row_wins(
+    api: Api, conn: Any, tmp_path: Path, chunk_rows: int
+) -> None:
     header = ["E-mail", "Téléphone", "Société", "Ville", "Source"]
     api.import_file(
         conn,
@@ -292,7 +303,7 @@ EXPECTED_BY_MATCH = {
 
 
 @pytest.mark.parametrize("match", list(EXPECTED_BY_MATCH))
-def test_match_modes(api: Api, conn: Any, tmp_path: Path, match: str) -> None:
+def test_match_modes(api: Api, conn: Any, tmp_path: Path, match: str, chunk_rows: int) -> None:
     header = ["E-mail", "Téléphone", "Nom"]
     api.import_file(
         conn,

@@ -67,6 +67,9 @@ def _as_user(conn: psycopg.Connection, user: uuid.UUID | None, query: str) -> li
         return conn.execute(query).fetchall()
 
 
+STAGED_JOB_IDS = ("select job_id from staged_rows", "select job_id from staged_outcomes")
+
+
 def test_rls_keeps_members_to_their_organization(conn: psycopg.Connection) -> None:
     ids = _seed_two_orgs(conn)
     jobs = _as_user(conn, ids["alice"], "select id from import_jobs")
@@ -74,6 +77,11 @@ def test_rls_keeps_members_to_their_organization(conn: psycopg.Connection) -> No
     leads = _as_user(conn, ids["alice"], "select organization_id from leads")
     assert [r["organization_id"] for r in leads] == [ids["org_a"]]
     assert [r["id"] for r in _as_user(conn, ids["bob"], "select id from import_jobs")] == [ids["job_b"]]
+    for job in ("job_a", "job_b"):
+        conn.execute("insert into staged_rows (job_id, row_no, valid) values (%s, 1, true)", (ids[job],))
+        conn.execute("insert into staged_outcomes (job_id, row_no, outcome) values (%s, 1, 'invalid')", (ids[job],))
+    for query in STAGED_JOB_IDS:
+        assert [r["job_id"] for r in _as_user(conn, ids["alice"], query)] == [ids["job_a"]]
     # A stranger, or no user at all, sees nothing.
     assert _as_user(conn, uuid.uuid4(), "select id from import_jobs") == []
     assert _as_user(conn, None, "select id from import_jobs") == []
@@ -90,8 +98,9 @@ def test_deleting_an_organization_removes_its_jobs_leads_and_staged_rows(conn: p
     ids = _seed_two_orgs(conn)
     for job in ("job_a", "job_b"):
         conn.execute("insert into staged_rows (job_id, row_no, raw, valid) values (%s, 1, '[]', true)", (ids[job],))
+        conn.execute("insert into staged_outcomes (job_id, row_no, outcome) values (%s, 1, 'invalid')", (ids[job],))
     conn.execute("delete from organizations where id = %s", (ids["org_a"],))
-    rows = conn.execute("select job_id from staged_rows").fetchall()
-    assert [r["job_id"] for r in rows] == [ids["job_b"]]
+    for query in STAGED_JOB_IDS:
+        assert [r["job_id"] for r in conn.execute(query)] == [ids["job_b"]]
     assert [r["id"] for r in conn.execute("select id from import_jobs")] == [ids["job_b"]]
     assert [r["organization_id"] for r in conn.execute("select organization_id from leads")] == [ids["org_b"]]

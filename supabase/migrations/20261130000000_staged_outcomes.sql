@@ -18,6 +18,12 @@ create table public.staged_outcomes (
   primary key (job_id, row_no)
 );
 
+insert into public.staged_outcomes (job_id, row_no, outcome, lead_id, owner_id)
+select s.job_id, s.row_no, s.outcome, s.lead_id, l.owner_id
+from public.staged_rows s
+left join public.leads l on s.outcome = 'inserted' and l.id = s.lead_id
+where s.outcome is not null;
+
 alter table public.staged_rows drop column outcome, drop column lead_id;
 alter table public.staged_rows alter column raw drop not null;
 comment on column public.staged_rows.raw is 'the cells as read, for rows with an error or a warning';

@@ -48,7 +48,7 @@ from psycopg import sql
 
 from lib import db
 from lib.auth import mint_token
-from lib.local.stack import LOCAL_MEMBERS, LocalStack, embedded_server
+from lib.local.stack import LOCAL_MEMBERS, LocalStack, embedded_server, stop_embedded_server
 from lib.parse.sample import SampleStats, write_sample_csv
 from lib.storage import storage_from_env
 
@@ -185,11 +185,10 @@ def _generate(folder: Path, sizes: list[int], seed: int) -> dict[int, tuple[Path
 @contextlib.contextmanager
 def _database(url: str | None, folder: Path) -> Iterator[str]:
     if url is None:
-        server = embedded_server(folder, stop_at_exit=True)  # in folder/pg
         try:
-            yield server.get_uri()
+            yield embedded_server(folder).get_uri()  # in folder/pg
         finally:
-            server.cleanup()
+            stop_embedded_server(folder)
         return
     name = f"lead_import_bench_{os.getpid()}"
     info = psycopg.conninfo.conninfo_to_dict(url)

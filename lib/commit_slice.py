@@ -104,13 +104,13 @@ def run_slice(ctx: SliceContext) -> SliceResult:
     # The rows are read through a second connection while the slice's own connection writes
     # the previous chunk (from a helper thread): committed data is all the probes need, since
     # the organization lock keeps other imports out and the Matcher knows this slice's leads.
+    lookups = {**_lookups(cfg), **cfg.owner_cell_source(job)}
     with db.connect(ctx.settings.database_url) as reader, ThreadPoolExecutor(1, "commit-writes") as writer:
         while cursor < end:
             started, lap = time.monotonic(), _Laps()
             until = min(cursor + CHUNK_ROWS, end)
             writing = writer.submit(pending.run, conn) if pending else None
-            params = {**_params(job, cursor, until), **_lookups(cfg), **cfg.owner_cell_source(job)}
-            rows = _tuples(reader, "chunk_rows", params)
+            rows = _tuples(reader, "chunk_rows", {**_params(job, cursor, until), **lookups})
             lap("rows")
             pending = _decide(cfg, job, cursor, until, rows, matcher, owners)
             counts.update(pending.counts)

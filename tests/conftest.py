@@ -18,7 +18,7 @@ import pytest
 from psycopg import sql
 
 from lib import db
-from lib.local.stack import LocalStack, embedded_server
+from lib.local.stack import LocalStack, embedded_server, stop_embedded_server
 
 TEMPLATE = f"lead_import_tpl_{os.getpid()}"
 _counter = itertools.count()
@@ -37,11 +37,10 @@ def server_url() -> Iterator[str]:
         yield url
         return
     with tempfile.TemporaryDirectory(prefix="li-pg-") as tmp:
-        server = embedded_server(Path(tmp), stop_at_exit=True)
         try:
-            yield server.get_uri()
+            yield embedded_server(Path(tmp)).get_uri()
         finally:
-            server.cleanup()
+            stop_embedded_server(Path(tmp))
 
 
 @pytest.fixture(scope="session")

@@ -263,6 +263,16 @@ def slow_stack(database_url: str, tmp_path: Path, **env: str) -> Iterator[LocalS
         yield s
 
 
+def stranded_job(api: Any, stack: LocalStack, conn: psycopg.Connection, data: bytes) -> tuple[str, dict]:
+    """A job started, a few slices in, whose message chain QStash then loses: its id, and its
+    row at that moment."""
+    job_id = api.create(conn, data)
+    api.start(job_id)
+    wait_until(lambda: job(conn, job_id)["slices_done"] >= 4, what="a few slices")
+    lose_queued_messages(stack)
+    return job_id, job(conn, job_id)
+
+
 def commit_like_baseline(api: Any, stack: Any, conn: psycopg.Connection, job_id: str, baseline: dict) -> None:
     """From ready to completed, then exactly the undisturbed run's final state."""
     finished(conn, job_id, "ready")
@@ -539,11 +549,7 @@ def age_heartbeat(conn: psycopg.Connection, job_id: str) -> None:
 def test_sweep_resumes_a_stuck_job_which_then_completes(database_url, tmp_path, conn, file, baseline) -> None:
     with slow_stack(database_url, tmp_path) as stack:
         api = Api(stack)
-        job_id = api.create(conn, file[0])
-        api.start(job_id)
-        wait_until(lambda: job(conn, job_id)["slices_done"] >= 4, what="a few slices")
-        lose_queued_messages(stack)
-        stuck = job(conn, job_id)
+        job_id, stuck = stranded_job(api, stack, conn, file[0])
 
         resp = sweep(stack)
         assert resp.status_code == 200 and job_id not in resp.json()["resumed"]  # its lease runs
@@ -586,11 +592,7 @@ def test_sweep_gives_up_after_max_sweeps_with_a_clear_message(database_url, tmp_
 def test_two_concurrent_sweeps_resume_a_stuck_job_once(database_url, tmp_path, conn, file, baseline) -> None:
     with slow_stack(database_url, tmp_path) as stack:
         api = Api(stack)
-        job_id = api.create(conn, file[0])
-        api.start(job_id)
-        wait_until(lambda: job(conn, job_id)["slices_done"] >= 4, what="a few slices")
-        lose_queued_messages(stack)
-        stuck = job(conn, job_id)
+        job_id, stuck = stranded_job(api, stack, conn, file[0])
         age_heartbeat(conn, job_id)
         barrier = threading.Barrier(4)
         replies: list[dict[str, Any]] = []

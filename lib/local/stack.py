@@ -60,16 +60,18 @@ def local_secrets(data_dir: Path) -> dict[str, str]:
     return values
 
 
-def embedded_server(data_dir: Path, *, stop_at_exit: bool = False) -> Any:
+def embedded_server(data_dir: Path) -> Any:
     """Start (or reuse) the embedded Postgres server of this data folder.
 
-    The local stack leaves it running (the next command reuses it); tests stop theirs."""
+    The local stack leaves it running (the next command reuses it); tests and benchmarks stop
+    theirs with stop_embedded_server. (pgserver's own stop at exit would miss a server that
+    _tune restarted: it tracks the first postmaster's process.)"""
     with warnings.catch_warnings():
         # pgserver asks platformdirs for a runtime dir, which warns where XDG_RUNTIME_DIR is unset.
         warnings.simplefilter("ignore")
         import pgserver  # local-stack dependency, not in the Vercel bundle
 
-        server = pgserver.get_server(str(data_dir / "pg"), cleanup_mode="stop" if stop_at_exit else None)
+        server = pgserver.get_server(str(data_dir / "pg"), cleanup_mode=None)
     _tune(server)
     return server
 
@@ -85,11 +87,16 @@ EMBEDDED_SETTINGS = {"shared_buffers": "1GB", "max_wal_size": "4GB"}
 def stop_embedded_server(data_dir: Path) -> None:
     """Stop the embedded server of this data folder, if it runs (the local stack leaves it
     running for the next command)."""
-    pgdata = data_dir / "pg"
-    if (pgdata / "postmaster.pid").exists():
-        from pgserver._commands import pg_ctl  # pgserver has no public stop
+    if (data_dir / "pg" / "postmaster.pid").exists():
+        _pg_ctl(data_dir / "pg", "-w", "-m", "fast", "stop")
 
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=pgdata.owner() if os.geteuid() == 0 else None)
+
+def _pg_ctl(pgdata: Path, *args: str) -> None:
+    """pg_ctl on the embedded server, as the user owning its data (pgserver runs it as a
+    user of its own under root). pgserver has no public restart or stop."""
+    from pgserver._commands import pg_ctl
+
+    pg_ctl(list(args), pgdata=pgdata, user=pgdata.owner() if os.geteuid() == 0 else None)
 
 
 def _tune(server: Any) -> None:
@@ -104,11 +111,9 @@ def _tune(server: Any) -> None:
             # ALTER SYSTEM takes no parameters; the names and values are the constants above.
             conn.execute(sql.SQL("alter system set {} = {}").format(sql.Identifier(name), EMBEDDED_SETTINGS[name]))
     if stale:
-        from pgserver._commands import pg_ctl  # pgserver has no public restart
-
         # pg_ctl restart keeps the server's options (socket, no TCP); -l keeps its output
         # out of this process's pipes.
-        pg_ctl(["-w", "-m", "fast", "-l", str(server.log), "restart"], pgdata=server.pgdata, user=server.system_user)
+        _pg_ctl(Path(server.pgdata), "-w", "-m", "fast", "-l", str(server.log), "restart")
 
 
 def seed_local_organization(url: str) -> None:

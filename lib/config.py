@@ -43,6 +43,17 @@ class Settings:
     max_sweeps: int = 3
     staged_retention_days: int = 30
     qstash_retries: int = 5
+    # No slice runs unbounded (docs: README "Time limits"). QStash waits `delivery_timeout`
+    # for an answer (Upstash-Timeout; below vercel.json's maxDuration of 60 s); every slice
+    # statement is cancelled after `statement_timeout`, well below it, and rolls the slice
+    # back as a transient failure. A delivery waits `job_lock_wait` for the job's row lock,
+    # then answers "busy" and re-publishes itself `busy_delay` later; the organization's lead
+    # lock (concurrent commits take turns) is waited for at most `org_lock_wait`.
+    delivery_timeout: int = 30
+    statement_timeout: float = 10.0
+    job_lock_wait: float = 0.2
+    org_lock_wait: float = 5.0
+    busy_delay: int = 2
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -65,6 +76,7 @@ class Settings:
             commit_slice_rows=int(env.get("IMPORT_COMMIT_SLICE_ROWS", cls.commit_slice_rows)),
             lease_seconds=int(env.get("IMPORT_LEASE_SECONDS", cls.lease_seconds)),
             max_sweeps=int(env.get("IMPORT_MAX_SWEEPS", cls.max_sweeps)),
+            statement_timeout=float(env.get("IMPORT_STATEMENT_TIMEOUT_SECONDS", cls.statement_timeout)),
             env=env,
         )
 

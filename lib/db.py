@@ -40,6 +40,16 @@ def connect(url: str) -> psycopg.Connection:
     return psycopg.connect(url, autocommit=True, prepare_threshold=None, row_factory=dict_row)
 
 
+def limit_waits(conn: psycopg.Connection, *, statement_seconds: float, lock_seconds: float) -> None:
+    """Bound the current transaction's statements and lock waits (transaction-local, so it
+    holds behind Supabase's transaction pooler too). A statement that runs past its limit
+    raises QueryCanceled; a lock not granted in time raises LockNotAvailable."""
+    conn.execute(
+        "select set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)",
+        (f"{round(statement_seconds * 1000)}ms", f"{round(lock_seconds * 1000)}ms"),
+    )
+
+
 def migrate(url: str) -> list[str]:
     """Apply pending migrations in order, recording them where the Supabase CLI does.
 

@@ -4,6 +4,11 @@ Validating reads the file once (size, SHA-256, encoding evidence), inspects its 
 (encoding, delimiter, header, automatic mapping) and looks for an earlier job of the
 organization with the same file. Parse slices read from the byte cursor, check each row
 and COPY it into staged_rows within the slice's transaction.
+
+In-file duplicates are marked as the rows are staged, with work bounded by the slice: a
+repeat of an earlier row of the same slice is known in memory; the slice's other keys are
+looked up in staged_keys (the first row of each key that earlier slices staged: one primary
+key probe per key), and the keys seen first here are added to it.
 """
 
 from __future__ import annotations
@@ -73,6 +78,8 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
     cap = ctx.settings.parse_slice_rows
     start, row_no = job["parse_cursor"], job["total_rows"]
     cursor, valid, errors, warnings = start, 0, {}, {}
+    firsts: dict[str, int] = {}  # match key -> its first row in this slice
+    repeats: list[tuple[int, str]] = []  # later rows of this slice with one of those keys
     done = True
     lines: list[bytes] = []
     job_id = str(job["id"]).encode()
@@ -87,7 +94,10 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
         for cells, end in records:
             row_no += 1
             r = checker.check(row_no, cells)
-            lines.append(_copy_line(job_id, r))
+            first = firsts.setdefault(r.key, row_no) if r.key else row_no
+            if first != row_no:
+                repeats.append((row_no, r.key))
+            lines.append(_copy_line(job_id, r, first))
             if len(lines) == COPY_BATCH:
                 copy.write(b"".join(lines))
                 lines.clear()
@@ -109,8 +119,8 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
         warning_counts=warnings,
         estimated_total_rows=_estimate(job, row_no, cursor),
     )
+    result.counts["duplicate_rows"] = _mark_earlier_keys(conn, job, firsts, repeats)
     if done:
-        result.counts["duplicate_rows"] = conn.execute(queries()["mark_duplicates"], {"job": job["id"]}).rowcount
         result.done, result.action = True, "parsed"
         result.estimated_total_rows = row_no
         result.changes = {"parse_finished_at": datetime.now(UTC)}
@@ -134,7 +144,7 @@ def _array(codes: list[str]) -> bytes:
     return ("{" + ",".join(codes) + "}").encode() if codes else b"{}"
 
 
-def _copy_line(job_id: bytes, r: Any) -> bytes:
+def _copy_line(job_id: bytes, r: Any, first: int) -> bytes:
     # Email, phone and key are normalized values (no backslash, tab or line break): no escaping.
     # The cells as read are kept only where the review shows them: rows with a code.
     return b"\t".join(
@@ -142,9 +152,32 @@ def _copy_line(job_id: bytes, r: Any) -> bytes:
             job_id, b"%d" % r.row_no, _json(r.raw) if r.errors or r.warnings else NULL, _json(r.fields),
             _json(r.custom) if r.custom else b"{}", r.email.encode() if r.email else NULL,
             r.phone.encode() if r.phone else NULL, r.key.encode() if r.key else NULL, _array(r.errors),
-            _array(r.warnings), b"t" if r.valid else b"f",
+            _array(r.warnings), b"t" if r.valid else b"f", b"%d" % first if first != r.row_no else NULL,
         )
     ) + b"\n"  # fmt: skip
+
+
+def _mark_earlier_keys(conn: Any, job: dict[str, Any], firsts: dict[str, int], repeats: list[tuple[int, str]]) -> int:
+    """Point this slice's rows whose key an earlier slice staged at that key's first row, and
+    record the keys seen first here. Returns the slice's duplicate rows.
+
+    Every statement is bounded by the slice's own keys: staged_keys has no index but its
+    primary key, so a stale estimate of the job's size cannot lead a plan to its rows.
+    """
+    earlier: set[str] = set()
+    if firsts and job["total_rows"]:
+        found = conn.execute(queries()["earlier_keys"], {"job": job["id"], "keys": list(firsts)})
+        earlier = {row["match_key"] for row in found}
+    if earlier:
+        rows = [firsts[k] for k in earlier] + [n for n, k in repeats if k in earlier]
+        conn.execute(queries()["point_to_earlier_keys"], {"job": job["id"], "rows": rows})
+    if len(earlier) < len(firsts):
+        job_id = str(job["id"]).encode()
+        with conn.cursor().copy(queries()["copy_staged_keys"]) as copy:
+            copy.write(
+                b"".join(b"%s\t%s\t%d\n" % (job_id, k.encode(), n) for k, n in firsts.items() if k not in earlier)
+            )
+    return len(repeats) + len(earlier)
 
 
 def _estimate(job: dict[str, Any], rows: int, cursor: int) -> int | None:

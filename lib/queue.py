@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import dataclass, replace
 
 from qstash import QStash, Receiver
 from qstash.errors import SignatureError
@@ -19,12 +20,19 @@ PHASES = ("parse", "commit", "revert")
 
 @dataclass(frozen=True)
 class Message:
-    """One slice to run: job, phase, run (bumped by every retry) and slice number."""
+    """One slice to run: job, phase, run (bumped by every retry) and slice number.
+
+    `delay` and `busy` are publishing options, not part of the body: a delivery that found
+    the job locked re-publishes itself `delay` seconds later under a deduplication id of its
+    own (`busy`, a time bucket: copies that were turned away together come back once).
+    """
 
     job: str
     phase: str
     run: int
     slice: int
+    delay: int = 0
+    busy: int = 0
 
     @classmethod
     def from_body(cls, body: bytes) -> Message:
@@ -40,10 +48,19 @@ class Message:
     @property
     def dedup_id(self) -> str:
         # Deterministic, so a re-published continuation is deduplicated by QStash.
-        return f"{self.job}.{self.phase}.{self.run}.{self.slice}"
+        base = f"{self.job}.{self.phase}.{self.run}.{self.slice}"
+        return f"{base}.busy{self.busy}" if self.busy else base
+
+    @property
+    def body(self) -> dict[str, object]:
+        return {"job": self.job, "phase": self.phase, "run": self.run, "slice": self.slice}
 
     def next(self) -> Message:
         return Message(self.job, self.phase, self.run, self.slice + 1)
+
+    def later(self, delay: int) -> Message:
+        """This same slice again in `delay` seconds (see the class docstring)."""
+        return replace(self, delay=delay, busy=int(time.time() // max(delay, 1)))
 
 
 class Publisher:
@@ -61,10 +78,12 @@ class Publisher:
         s = self.settings
         self.client.message.publish_json(
             url=s.endpoint_url(f"api/import/{msg.phase}"),
-            body=asdict(msg),
+            body=msg.body,
             deduplication_id=msg.dedup_id,
             failure_callback=s.endpoint_url("api/import/failed"),
             retries=s.qstash_retries,
+            timeout=s.delivery_timeout,
+            delay=msg.delay or None,
         )
         log.info("slice.published job=%s phase=%s run=%s slice=%s", msg.job, msg.phase, msg.run, msg.slice)
 

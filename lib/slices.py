@@ -2,12 +2,15 @@
 
 A message names (job, phase, run, slice). Handling it:
 
-1. lock the job row (FOR UPDATE: a concurrent copy of the message waits here);
+1. lock the job row, waiting at most `job_lock_wait`: a delivery that finds it locked (a
+   concurrent copy of the message runs the slice) answers "busy" at once and re-publishes
+   itself a little later, so it neither queues behind the slice nor spends QStash's retries;
 2. a message of another run or phase, or for a job no longer active, changes nothing;
 3. a message for a slice already done changes nothing and re-publishes the
    continuation (same deduplication id), so a lost publish cannot strand a job;
-4. otherwise the phase runs one slice under a time budget and a row cap, and its rows,
-   counters, cursor and heartbeat are written in the same transaction;
+4. otherwise the phase runs one slice under a time budget (counted from the moment the
+   lock is held) and a row cap, and its rows, counters, cursor and heartbeat are written in
+   the same transaction, whose every statement runs under `statement_timeout`;
 5. after the commit, the next message is published.
 
 A phase differs from another only in `run_slice`.
@@ -25,7 +28,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import jobs
+from lib import db, jobs
 from lib.config import Settings
 from lib.db import queries
 from lib.errors import JobFailed
@@ -88,20 +91,30 @@ def handle(
     publish: Callable[[Message], None],
 ) -> Reply:
     """Run the slice `msg` names, at most once, and publish its continuation."""
-    started = time.monotonic()
     work = 0.0
+    limits = {"statement_seconds": settings.statement_timeout}
     try:
         with conn.transaction():
+            db.limit_waits(conn, **limits, lock_seconds=settings.job_lock_wait)
             job = conn.execute(queries()["lock_job"], {"id": msg.job}).fetchone()
+            db.limit_waits(conn, **limits, lock_seconds=settings.org_lock_wait)
             verdict = _check(job, msg)
             if verdict == "run":
                 assert job is not None
+                started = time.monotonic()
                 ctx = SliceContext(conn, job, msg, settings, services, started + settings.slice_seconds)
                 result = phases[msg.phase](ctx)
                 work = time.monotonic() - started
                 job = _finish(conn, msg, result)
+    except psycopg.errors.LockNotAvailable:
+        # The job (or, in a commit or revert, the organization's leads) is busy with another
+        # delivery. Come back later rather than wait: a 2xx, so QStash's retries are kept
+        # for real failures, and a re-publish, so the slice is not lost if the holder fails.
+        publish(msg.later(settings.busy_delay))
+        log.info("slice.busy job=%s phase=%s run=%s slice=%s", msg.job, msg.phase, msg.run, msg.slice)
+        return Reply(202, "busy")
     except JobFailed as exc:
-        fail_job(conn, msg.job, exc.message, run=msg.run)
+        fail_job(conn, msg.job, exc.message, run=msg.run, slice_no=msg.slice)
         log.warning("slice.failed job=%s phase=%s slice=%s reason=%s", msg.job, msg.phase, msg.slice, exc.message)
         return Reply(200, "failed", exc.message)
 
@@ -157,14 +170,14 @@ def fail_job(
     """Mark an active job failed with a message a person can act on.
 
     With `run`, only that run's failure counts: a newer run (a retry) is left alone. With
-    `slice_no`, only while that slice's continuation has not run: a job that got past it is
-    alive, whatever happened to an old copy of that message.
+    `slice_no`, only while that slice is not done: a job that got past it is alive, whatever
+    happened to an old copy of that message (its continuation was published with the slice).
     """
     with conn.transaction():
         job = conn.execute(queries()["lock_job"], {"id": job_id}).fetchone()
         if job is None or (run is not None and job["run"] != run):
             return False
-        if slice_no is not None and job["slice_no"] > slice_no + 1:
+        if slice_no is not None and job["slice_no"] > slice_no:
             return False
         if jobs.Status(job["status"]) not in jobs.TRANSITIONS["fail"][0]:
             return False

@@ -39,26 +39,32 @@ order by s.row_no
 copy staged_outcomes (job_id, row_no, outcome, lead_id, owner_id) from stdin
 
 -- name: insert_leads
--- The chunk's rows whose outcome is `inserted`, with the lead id and owner chosen for them.
+-- The chunk's rows whose outcome is `inserted`. Reads staged_rows alone, by primary key:
+-- the lead id is the chunk's id prefix and the row number (as lib/commit_slice.py made it),
+-- the owner is the row's entry in an array of the chunk's rows (the zero UUID for none).
+-- Joining staged_outcomes instead let a stale estimate of the job's size (one row) pick a
+-- plan that scanned the job's rows once per outcome: quadratic on a database with history.
 insert into leads (
   id, organization_id, civility, first_name, last_name, email, phone, email_normalized,
   phone_e164, company, job_title, address, postal_code, city, country, source, notes, custom,
   owner_id, import_job_id
 )
 select
-  o.lead_id, %(org)s, s.fields ->> 'civility', s.fields ->> 'first_name', s.fields ->> 'last_name',
-  s.fields ->> 'email', s.fields ->> 'phone', s.email_normalized, s.phone_e164,
-  s.fields ->> 'company', s.fields ->> 'job_title', s.fields ->> 'address',
-  s.fields ->> 'postal_code', s.fields ->> 'city', s.fields ->> 'country', s.fields ->> 'source',
-  s.fields ->> 'notes', s.custom, o.owner_id, %(job)s
-from staged_outcomes o
-join staged_rows s on s.job_id = o.job_id and s.row_no = o.row_no
-where o.job_id = %(job)s and o.row_no > %(after)s and o.row_no <= %(until)s and o.outcome = 'inserted'
+  (%(id_prefix)s || lpad(to_hex(s.row_no), 8, '0'))::uuid, %(org)s, s.fields ->> 'civility',
+  s.fields ->> 'first_name', s.fields ->> 'last_name', s.fields ->> 'email', s.fields ->> 'phone',
+  s.email_normalized, s.phone_e164, s.fields ->> 'company', s.fields ->> 'job_title',
+  s.fields ->> 'address', s.fields ->> 'postal_code', s.fields ->> 'city', s.fields ->> 'country',
+  s.fields ->> 'source', s.fields ->> 'notes', s.custom,
+  nullif((%(owners)s::uuid[])[s.row_no - %(after)s], '00000000-0000-0000-0000-000000000000'), %(job)s
+from staged_rows s
+where s.job_id = %(job)s and s.row_no = any(%(inserted)s::int[])
 
 -- name: update_leads
 -- Non-empty values of the row overwrite the lead. A valid email or phone replaces the
 -- lead's; an invalid one (kept raw in fields) only fills an empty one. A lead is updated by
 -- at most one row of an import (the first that matches it), so one statement suffices.
+-- The rows come from staged_rows alone, by primary key, each with its lead's id from an
+-- array of the chunk's rows; each lead is then found by its primary key.
 update leads l set
   civility = coalesce(s.fields ->> 'civility', l.civility),
   first_name = coalesce(s.fields ->> 'first_name', l.first_name),
@@ -78,21 +84,24 @@ update leads l set
   custom = l.custom || s.custom,
   updated_by_import_job_id = %(job)s,
   updated_at = now()
-from staged_outcomes o
-join staged_rows s on s.job_id = o.job_id and s.row_no = o.row_no
-where o.job_id = %(job)s and o.row_no > %(after)s and o.row_no <= %(until)s and o.outcome = 'updated'
-  and l.id = o.lead_id and l.organization_id = %(org)s
+from (
+  select r.*, (%(leads)s::uuid[])[r.row_no - %(after)s] as lead_id
+  from staged_rows r
+  where r.job_id = %(job)s and r.row_no = any(%(updated)s::int[])
+) s
+where l.id = s.lead_id and l.organization_id = %(org)s
 
 -- name: revert_leads
 -- Leads this import inserted that nobody changed since: no other import updated them and
 -- their updated_at never moved (an import never updates a lead it inserted itself).
 -- Leads it updated are left alone.
-with doomed as (
+-- The ids are gathered first, then deleted by primary key: no join to plan.
+delete from leads
+where id = any(array(
   select id from leads
   where import_job_id = %(job)s and updated_by_import_job_id is null and updated_at = created_at
   limit %(limit)s
-)
-delete from leads l using doomed where l.id = doomed.id
+))
 
 -- name: org_members
 select user_id, email from organization_members where organization_id = %(org)s order by created_at, email

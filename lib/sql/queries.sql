@@ -74,7 +74,8 @@ update import_jobs set
 where id = %(id)s
 
 -- name: delete_staged_rows
-with outcomes as (delete from staged_outcomes where job_id = %(id)s)
+with outcomes as (delete from staged_outcomes where job_id = %(id)s),
+keys as (delete from staged_keys where job_id = %(id)s)
 delete from staged_rows where job_id = %(id)s
 
 -- name: list_org_jobs
@@ -95,13 +96,15 @@ with old as (
     and updated_at < now() - make_interval(days => %(days)s)
 ), outcomes as (
   delete from staged_outcomes o using old where o.job_id = old.id
+), keys as (
+  delete from staged_keys k using old where k.job_id = old.id
 )
 delete from staged_rows s using old where s.job_id = old.id
 
 -- name: copy_staged_rows
 copy staged_rows (
   job_id, row_no, raw, fields, custom, email_normalized, phone_e164, match_key, errors,
-  warnings, valid
+  warnings, valid, duplicate_of
 ) from stdin
 
 -- name: earlier_job_same_file
@@ -111,19 +114,20 @@ where organization_id = %(org)s and file_sha256 = %(sha)s and id <> %(id)s
 order by created_at desc
 limit 1
 
--- name: mark_duplicates
--- In-file duplicates, once every row is staged: a valid row whose match key equals an
--- earlier valid row's. Only the duplicates are written, once: the row count is added to
--- the job's duplicate_rows, and the last parse slice runs again when a job cancelled while
--- ready is retried.
-update staged_rows s set duplicate_of = d.first_row
-from (
-  select row_no, min(row_no) over (partition by match_key) as first_row
-  from staged_rows
-  where job_id = %(job)s and valid and match_key is not null
-) d
-where s.job_id = %(job)s and s.row_no = d.row_no and d.first_row <> d.row_no
-  and s.duplicate_of is distinct from d.first_row
+-- name: earlier_keys
+-- Which of a parse slice's match keys earlier slices of the job staged (lib/parse_slice.py).
+select match_key from staged_keys where job_id = %(job)s and match_key = any(%(keys)s::text[])
+
+-- name: point_to_earlier_keys
+-- The given rows of this slice repeat a key an earlier slice staged: point them at its first
+-- row. One primary key probe per row, and one per row into staged_keys.
+update staged_rows s set duplicate_of = (
+  select k.first_row from staged_keys k where k.job_id = s.job_id and k.match_key = s.match_key
+)
+where s.job_id = %(job)s and s.row_no = any(%(rows)s::int[])
+
+-- name: copy_staged_keys
+copy staged_keys (job_id, match_key, first_row) from stdin
 
 -- name: list_jobs
 select * from import_jobs order by created_at desc, id desc limit %(limit)s

@@ -1,0 +1,194 @@
+"""No slice runs unbounded, on a database with history too.
+
+- Every hot statement reads rows in proportion to its own work on a database whose
+  statistics were gathered before the job existed (the planner takes the job for one row):
+  counted from EXPLAIN ANALYZE, rows per plan node times loops, never timed.
+- A statement past its timeout rolls its slice back; QStash's retry completes the job.
+- A delivery that finds the job locked answers at once ("busy") and comes back later,
+  without spending QStash's retries.
+- A message that stands for the past (a failure callback for a slice already done) leaves
+  a job that moved on alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import psycopg
+import pytest
+import qstash
+
+from lib import commit_slice
+from lib.db import queries
+from lib.queue import Message
+from tests.conftest import make_stack
+from tests.test_retry import Api, finished, job, post_signed, sample, slice_message, wait_until
+
+CHUNK = 5_000  # rows a commit chunk handles: the statements below are measured at that size
+
+
+def rows_touched(plan: dict[str, Any]) -> int:
+    """Rows every node of a plan produced or threw away, times its loops."""
+    loops = plan.get("Actual Loops", 1)
+    own = plan.get("Actual Rows", 0) + sum(
+        plan.get(k, 0)
+        for k in ("Rows Removed by Filter", "Rows Removed by Join Filter", "Rows Removed by Index Recheck")
+    )
+    return own * loops + sum(rows_touched(p) for p in plan.get("Plans", []))
+
+
+def explain(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> tuple[int, str]:
+    """(rows touched, the plan's shape) of the named statement, run for real."""
+    [doc] = conn.execute(f"explain (analyze, format json) {queries()[name]}", params).fetchone()["QUERY PLAN"]
+    return rows_touched(doc["Plan"]), shape(doc["Plan"])
+
+
+def shape(plan: dict[str, Any], depth: int = 0) -> str:
+    cond = (plan.get("Index Cond") or plan.get("Hash Cond") or plan.get("Join Filter") or "")[:100]
+    line = f"{'  ' * depth}{plan['Node Type']} {plan.get('Relation Name', '')} {cond}".rstrip()
+    return "\n".join([line, *(shape(p, depth + 1) for p in plan.get("Plans", []))])
+
+
+@pytest.mark.parametrize("db_kind", ["history"], indirect=True)
+def test_hot_statements_read_rows_in_proportion_to_their_work(stack, conn, tmp_path) -> None:
+    data, stats = sample(tmp_path / "leads.csv", rows=2 * CHUNK, seed=11)
+    api = Api(stack)
+    job_id = api.parse(conn, data)  # parsed through the stack: slices under production settings
+    row = job(conn, job_id)
+    assert (row["total_rows"], row["duplicate_rows"]) == (stats.rows, stats.duplicates)
+    org = row["organization_id"]
+    rows = list(range(1, CHUNK + 1))
+    keys = [r["match_key"] for r in conn.execute("select match_key from staged_keys where job_id = %s", (job_id,))]
+    valid = [
+        r["row_no"]
+        for r in conn.execute(
+            "select row_no from staged_rows where job_id = %s and valid and row_no <= %s", (job_id, CHUNK)
+        )
+    ]
+    prefix = commit_slice._lead_id_prefix()
+    zero = [commit_slice.ZERO_UUID] * CHUNK
+    leads = list(zero)
+    for n in valid:
+        leads[n - 1] = commit_slice._lead_id(prefix, n)
+    base = {"job": job_id, "org": org, "after": 0, "until": CHUNK}
+    statements = {
+        "earlier_keys": {"job": job_id, "keys": keys[:CHUNK]},
+        "point_to_earlier_keys": {"job": job_id, "rows": rows},
+        "chunk_rows": {
+            **base, "by_email": True, "by_phone": False, "by_phone_without_email": True,
+            "owner_field": None, "owner_header": None,
+        },
+        "insert_leads": {**base, "id_prefix": prefix, "inserted": valid, "owners": zero},
+        "update_leads": {**base, "updated": valid, "leads": leads},
+        "revert_leads": {"job": job_id, "limit": CHUNK},
+        "invalid_rows_page": {"job": job_id, "after": 0, "limit": 100},
+        "review_examples": {"job": job_id, "codes": list(row["error_counts"]), "warnings": False, "limit": 5},
+        "delete_staged_rows": {"id": job_id},
+    }  # fmt: skip
+    touched, plans = {}, {}
+    with conn.transaction(force_rollback=True):
+        for name, params in statements.items():
+            touched[name], plans[name] = explain(conn, name, params)
+    print("\n\n".join(f"-- {name}: {touched[name]} rows\n{plans[name]}" for name in statements))
+    # The history holds 400,000 staged rows and 220,000 leads: a plan that scans either, or
+    # rescans this job's rows per row, touches far more than this.
+    bound = 20 * CHUNK
+    assert {name: n for name, n in touched.items() if n > bound} == {}
+
+
+def test_a_statement_past_its_timeout_rolls_the_slice_back_and_the_retry_completes(
+    database_url, tmp_path, conn
+) -> None:
+    data, stats = sample(tmp_path / "leads.csv", rows=300, seed=12)
+    env = {"IMPORT_STATEMENT_TIMEOUT_SECONDS": "0.5", "IMPORT_PARSE_SLICE_ROWS": "100"}
+    with make_stack(database_url, tmp_path, **env) as stack, psycopg.connect(database_url, autocommit=True) as blocker:
+        api = Api(stack)
+        job_id = api.create(conn, data)
+        with blocker.transaction():
+            # The first parse slice stages its rows, then waits for this lock to record its
+            # keys, until its statement timeout cancels it.
+            blocker.execute("lock table staged_keys in access exclusive mode")
+            api.start(job_id)
+            wait_until(lambda: stack.qstash.stats.failures >= 1, what="a delivery cancelled by its statement timeout")
+            assert (
+                conn.execute("select count(*) from staged_rows where job_id = %s", (job_id,)).fetchone()["count"] == 0
+            )
+            assert job(conn, job_id)["slices_done"] == 1  # validating only
+        done = finished(conn, job_id, "ready")
+    assert (done["total_rows"], done["valid_rows"], done["duplicate_rows"]) == (
+        stats.rows,
+        stats.valid,
+        stats.duplicates,
+    )
+    assert done["slices_done"] == 1 + 3 + 1  # validating, three full slices, the end of the file
+    staged = conn.execute(
+        "select count(*) as n, count(duplicate_of) as dups from staged_rows where job_id = %s", (job_id,)
+    ).fetchone()
+    assert (staged["n"], staged["dups"]) == (stats.rows, stats.duplicates)
+
+
+def test_a_delivery_that_finds_the_job_locked_answers_at_once_and_comes_back(database_url, tmp_path, conn) -> None:
+    data, stats = sample(tmp_path / "leads.csv", rows=300, seed=13)
+    with (
+        make_stack(database_url, tmp_path, IMPORT_PARSE_SLICE_ROWS="100") as stack,
+        psycopg.connect(database_url, autocommit=True) as blocker,
+    ):
+        api = Api(stack)
+        job_id = api.create(conn, data)
+        events = []
+        with blocker.transaction():
+            # Slice 1 holds the job's row lock while it waits for this one.
+            blocker.execute("lock table staged_keys in access exclusive mode")
+            api.start(job_id)
+            wait_until(
+                lambda: waiting_on_a_lock(conn) and job(conn, job_id)["slices_done"] == 1, what="slice 1 waiting"
+            )
+            delivered, failures = stack.qstash.stats.delivered, stack.qstash.stats.failures
+            # A second delivery of slice 1, through QStash, as a redelivery would come.
+            client = qstash.QStash(stack.env["QSTASH_TOKEN"], base_url=stack.env["QSTASH_URL"])
+            run = job(conn, job_id)["run"]
+            client.message.publish_json(
+                url=stack.settings.endpoint_url("api/import/parse"), body=Message(job_id, "parse", run, 1).body
+            )
+            wait_until(lambda: stack.qstash.stats.delivered > delivered, what="the second delivery's answer")
+            events.append("second delivery answered")
+            assert waiting_on_a_lock(conn), "slice 1 still holds the job"
+            assert job(conn, job_id)["slices_done"] == 1
+            events.append("lock released")
+        assert events == ["second delivery answered", "lock released"]
+        done = finished(conn, job_id, "ready")
+        stack.wait_idle()
+        assert stack.qstash.stats.failures == failures  # no retry spent
+    assert (done["total_rows"], done["duplicate_rows"]) == (stats.rows, stats.duplicates)
+    assert done["slices_done"] == 1 + 3 + 1
+    staged = conn.execute("select count(*) from staged_rows where job_id = %s", (job_id,)).fetchone()["count"]
+    assert staged == stats.rows
+
+
+def waiting_on_a_lock(conn: psycopg.Connection) -> bool:
+    return conn.execute(
+        "select exists (select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock')"
+    ).fetchone()["exists"]
+
+
+def test_a_failure_callback_for_a_slice_already_done_leaves_the_job_alone(database_url, tmp_path, conn) -> None:
+    """QStash gave up on a copy of slice k (say every redelivery timed out on the lock) while
+    another copy did the slice: the job moved on to k + 1 and must not fail."""
+    data, _ = sample(tmp_path / "leads.csv", rows=300, seed=14)
+    env = {"IMPORT_PARSE_SLICE_ROWS": "50", "IMPORT_COMMIT_SLICE_ROWS": "50", "LOCAL_QSTASH_FAULTS": "delay_ms=80-120"}
+    with make_stack(database_url, tmp_path, **env) as stack:
+        api = Api(stack)
+        job_id = api.parse(conn, data)
+        api.commit(job_id)
+        row = wait_until(lambda: (r := job(conn, job_id))["slices_done"] >= 10 and r["status"] == "committing" and r)
+        body = {
+            "status": 504, "body": base64.b64encode(b"timeout").decode(), "retried": 5, "maxRetries": 5,
+            "sourceBody": base64.b64encode(slice_message(job_id, "commit", row["run"], row["slice_no"] - 1)).decode(),
+        }  # fmt: skip
+        resp = post_signed(stack, "/api/import/failed", json.dumps(body).encode())
+        assert (resp.status_code, resp.json()["outcome"]) == (200, "stale")
+        done = finished(conn, job_id, "completed")
+        assert done["error_message"] is None
+        stack.wait_idle()

@@ -173,9 +173,10 @@ def waiting_on_a_lock(conn: psycopg.Connection) -> bool:
     ).fetchone()["exists"]
 
 
-def test_a_failure_callback_for_a_slice_already_done_leaves_the_job_alone(database_url, tmp_path, conn) -> None:
+def test_messages_for_a_slice_already_done_leave_the_job_alone(database_url, tmp_path, conn) -> None:
     """QStash gave up on a copy of slice k (say every redelivery timed out on the lock) while
-    another copy did the slice: the job moved on to k + 1 and must not fail."""
+    another copy did the slice: the job moved on to k + 1 and must not fail. A late copy of
+    an earlier slice changes nothing either."""
     data, _ = sample(tmp_path / "leads.csv", rows=300, seed=14)
     env = {"IMPORT_PARSE_SLICE_ROWS": "50", "IMPORT_COMMIT_SLICE_ROWS": "50", "LOCAL_QSTASH_FAULTS": "delay_ms=80-120"}
     with make_stack(database_url, tmp_path, **env) as stack:
@@ -189,6 +190,13 @@ def test_a_failure_callback_for_a_slice_already_done_leaves_the_job_alone(databa
         }  # fmt: skip
         resp = post_signed(stack, "/api/import/failed", json.dumps(body).encode())
         assert (resp.status_code, resp.json()["outcome"]) == (200, "stale")
+        late = post_signed(
+            stack, "/api/import/commit", slice_message(job_id, "commit", row["run"], row["slice_no"] - 3)
+        )
+        assert (late.status_code, late.json()["outcome"]) == (200, "duplicate")
         done = finished(conn, job_id, "completed")
         assert done["error_message"] is None
         stack.wait_idle()
+    parse_slices = 1 + 300 // 50 + 1  # validating, six full slices, the end of the file
+    assert job(conn, job_id)["slices_done"] == parse_slices + 300 // 50  # none counted twice
+    assert done["inserted_rows"] + done["skipped_rows"] == done["valid_rows"]

@@ -1,7 +1,20 @@
-"""Fixtures: a real Postgres per test (copied from a migrated template), and the local stack.
+"""Fixtures: a real Postgres per test (copied from a template), and the local stack.
 
 The database server is TEST_DATABASE_URL or DATABASE_URL when set (CI sets one to the
 machine's PostgreSQL), else an embedded pgserver in a temporary folder.
+
+Two templates, each built once per session, the second only when a selected test needs it:
+- "fresh": migrated, nothing else (the local stack seeds its organization);
+- "history": migrated, then bench.history.add_history: the local organization and its
+  members, 20 other organizations and 200,000 leads, 20,000 leads of the local organization
+  from an earlier import, 200,000 staged rows of other jobs, then ANALYZE. An import's
+  outcomes there equal its outcomes on a fresh database (no key can match), but the
+  planner's statistics describe a database where the job does not exist yet.
+
+`database_url` copies the template named by the `db_kind` fixture: "fresh" unless the test
+asks otherwise. `@pytest.mark.history` on a test (or `pytestmark` of a module) runs it on
+both, with ids `fresh` and `history`; `@pytest.mark.parametrize("db_kind", ["history"],
+indirect=True)` picks one. `new_database(kind)` gives a test more databases of either kind.
 """
 
 from __future__ import annotations
@@ -9,25 +22,67 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from bench.history import add_history
 from lib import db
 from lib.local.stack import LocalStack, embedded_server, stop_embedded_server
 
-TEMPLATE = f"lead_import_tpl_{os.getpid()}"
+DB_KINDS = ("fresh", "history")
+TEMPLATES = {kind: f"lead_import_{kind}_tpl_{os.getpid()}" for kind in DB_KINDS}
+_TEMPLATE_FIXTURES = {"fresh": "template_url", "history": "history_template_url"}
+# The history template holds about 200 MB: copying its files (after a checkpoint) is faster
+# than WAL_LOG's page by page copy, which suits the small fresh template better.
+_STRATEGY = {"fresh": "wal_log", "history": "file_copy"}
 _counter = itertools.count()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "history: run on a fresh database and on a database with history (ids fresh, history)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`@pytest.mark.history`: the test's `db_kind` (and so `database_url`) takes both kinds,
+    unless the test parametrizes db_kind itself. Tests without a database are left alone."""
+    if metafunc.definition.get_closest_marker("history") is None or "db_kind" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if "db_kind" in ([n.strip() for n in names.split(",")] if isinstance(names, str) else names):
+            return
+    metafunc.parametrize("db_kind", DB_KINDS, indirect=True)
 
 
 def _with_db(url: str, name: str) -> str:
     info = psycopg.conninfo.conninfo_to_dict(url)
     info["dbname"] = name
     return psycopg.conninfo.make_conninfo(**info)
+
+
+def _drop(server_url: str, name: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def _copy(server_url: str, name: str, kind: str) -> str:
+    """Create database `name` as a copy of the template of `kind`; its URL."""
+    if kind not in TEMPLATES:
+        raise ValueError(f"no template {kind!r}: one of {', '.join(DB_KINDS)}")
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("create database {} template {} strategy {}").format(
+                sql.Identifier(name), sql.Identifier(TEMPLATES[kind]), sql.SQL(_STRATEGY[kind])
+            )
+        )
+    return _with_db(server_url, name)
 
 
 @pytest.fixture(scope="session")
@@ -45,34 +100,68 @@ def server_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def template_url(server_url: str) -> Iterator[str]:
+    """The "fresh" template: a migrated database."""
+    name = TEMPLATES["fresh"]
+    _drop(server_url, name)
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(TEMPLATE)))
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(TEMPLATE)))
-    url = _with_db(server_url, TEMPLATE)
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    url = _with_db(server_url, name)
     db.migrate(url)
     yield url
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(TEMPLATE)))
+    _drop(server_url, name)
+
+
+@pytest.fixture(scope="session")
+def history_template_url(server_url: str, template_url: str) -> Iterator[str]:
+    """The "history" template: the migrated one, then add_history (built on first use)."""
+    name = TEMPLATES["history"]
+    _drop(server_url, name)
+    url = _copy(server_url, name, "fresh")
+    add_history(url)
+    yield url
+    _drop(server_url, name)
 
 
 @contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """A new database copied from the migrated template, dropped afterwards."""
+def fresh_database(server_url: str, kind: str = "fresh") -> Iterator[str]:
+    """A new database copied from the template of `kind` ("fresh" or "history"), dropped
+    afterwards. That template must exist: request its fixture (template_url,
+    history_template_url), or use `database_url` or `new_database`, which build it."""
     name = f"lead_import_t{os.getpid()}_{next(_counter)}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE)))
     try:
-        yield _with_db(server_url, name)
+        yield _copy(server_url, name, kind)
     finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        _drop(server_url, name)
 
 
 @pytest.fixture
-def database_url(server_url: str, template_url: str) -> Iterator[str]:
-    """A fresh, migrated database for one test."""
-    with fresh_database(server_url) as url:
+def db_kind(request: pytest.FixtureRequest) -> str:
+    """Which template `database_url` copies: "fresh" unless parametrized (mark.history)."""
+    kind = getattr(request, "param", "fresh")
+    if kind not in TEMPLATES:
+        raise ValueError(f"db_kind {kind!r}: one of {', '.join(DB_KINDS)}")
+    return kind
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, server_url: str, db_kind: str) -> Iterator[str]:
+    """A new database for one test, copied from the template `db_kind` names."""
+    request.getfixturevalue(_TEMPLATE_FIXTURES[db_kind])  # built once, on first use
+    with fresh_database(server_url, db_kind) as url:
         yield url
+
+
+@pytest.fixture
+def new_database(request: pytest.FixtureRequest, server_url: str) -> Iterator[Callable[[str], str]]:
+    """`new_database(kind)`: the URL of another new database of that kind ("fresh" or
+    "history"), dropped at the end of the test."""
+    with ExitStack() as dbs:
+
+        def make(kind: str = "fresh") -> str:
+            request.getfixturevalue(_TEMPLATE_FIXTURES[kind])
+            return dbs.enter_context(fresh_database(server_url, kind))
+
+        yield make
 
 
 @pytest.fixture
@@ -94,6 +183,6 @@ def make_stack(database_url: str, tmp_path: Path, **env: str) -> LocalStack:
 
 @pytest.fixture
 def stack(database_url: str, tmp_path: Path) -> Iterator[LocalStack]:
-    """The whole local stack on a fresh database: app over HTTP, local QStash, folder storage."""
+    """The whole local stack on the test's database: app over HTTP, local QStash, folder storage."""
     with make_stack(database_url, tmp_path) as s:
         yield s

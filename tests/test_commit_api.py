@@ -64,6 +64,7 @@ def test_commit_refuses_bad_settings_with_a_clear_400(
     assert job_row(conn, ready_job) == before
 
 
+@pytest.mark.history
 def test_commit_starts_with_settings_stored_on_the_job(api: Api, conn: Any, ready_job: str) -> None:
     status, reply = api.call(
         "POST",

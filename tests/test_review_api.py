@@ -33,6 +33,7 @@ def ready_job(stack, conn) -> dict[str, Any]:
     return job
 
 
+@pytest.mark.history
 def test_errors_counts_and_example_rows(stack, ready_job) -> None:
     with api(stack) as client:
         r = client.get(f"/api/jobs/{ready_job['id']}/errors")
@@ -53,6 +54,7 @@ def test_errors_counts_and_example_rows(stack, ready_job) -> None:
     assert "imported" in warnings["invalid_email"]["message"]
 
 
+@pytest.mark.history
 def test_invalid_rows_by_keyset_pages(stack, conn, ready_job) -> None:
     job_id = ready_job["id"]
     with api(stack) as client:
@@ -141,6 +143,7 @@ def test_error_report_csv_for_excel(stack, conn) -> None:
             assert not cell.startswith(FORMULA_START), cell
 
 
+@pytest.mark.history
 def test_error_report_streams_every_invalid_row_in_order(stack, conn) -> None:
     """More invalid rows than one page of the report's keyset walk (1000)."""
     lines = ["E-mail;Nom"] + [f"{'pas-un-email' if i % 3 else f'ok{i}@exemple.fr'};Nom {i}" for i in range(3600)]
@@ -252,6 +255,7 @@ def test_invalid_mapping_is_400_and_changes_nothing(stack, conn, ready_job, mapp
     assert staged(conn, ready_job["id"]) == before
 
 
+@pytest.mark.history
 def test_mapping_change_reparses_and_changes_counts(stack, conn, ready_job) -> None:
     job_id = ready_job["id"]
     original = staged(conn, job_id)

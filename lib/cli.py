@@ -281,7 +281,7 @@ def _progress(job: dict[str, Any]) -> tuple[int, int | None]:
 
 
 def summary(conn: Any, job: dict[str, Any]) -> dict[str, Any]:
-    """The JSON object of `import --json` (DESIGN.md "Command line")."""
+    """The JSON object of `import --json` (README "Command line")."""
 
     def seconds(a: Any, b: Any) -> float | None:
         return round((b - a).total_seconds(), 3) if a and b else None

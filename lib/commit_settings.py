@@ -1,4 +1,4 @@
-"""Commit settings: duplicate handling, match key and owner assignment (DESIGN.md).
+"""Commit settings: duplicate handling, match key and owner assignment (docs/ARCHITECTURE.md "Commit settings").
 
 Checked when the frontend starts a commit (an unknown member or column is a 400 with a
 clear message), stored on the job, read back by every commit slice.

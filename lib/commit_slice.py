@@ -13,7 +13,7 @@ Two connections work at once: while the slice's connection writes a chunk (from 
 thread), a second one reads the next chunk's rows and Python decides their outcomes. The
 probes see only committed leads; the leads this slice inserts are in its Matcher.
 
-Outcomes (DESIGN.md "Commit settings"): a row matching no lead inserts one. A row matching
+Outcomes (docs/ARCHITECTURE.md "Commit settings"): a row matching no lead inserts one. A row matching
 a lead is `skipped`, or in `update` mode `updated`, unless an earlier row of the same file
 already inserted or updated that lead: the first valid occurrence wins, later ones are
 skipped. In `create` mode every valid row inserts a lead.

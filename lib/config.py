@@ -1,4 +1,4 @@
-"""Settings, read once from the environment (the names DESIGN.md fixes).
+"""Settings, read once from the environment (the names of the README's "Environment").
 
 Nothing else in the package reads os.environ: the local stack fills the same names
 (lib/local/stack.py), so product code never asks "am I local?".

@@ -1,6 +1,6 @@
 """The local stack: everything the service needs, on one machine, with no account anywhere.
 
-It fills in only what the environment leaves out (DESIGN.md "Local stack"):
+It fills in only what the environment leaves out (docs/ARCHITECTURE.md "The local stack"):
 - Postgres: DATABASE_URL when set, else an embedded server (pgserver) in LOCAL_DATA_DIR;
 - QStash: QSTASH_TOKEN when set, else lib.local.qstash_server, reached by the real SDK;
 - storage: S3 when configured (lib.storage decides), else a folder in LOCAL_DATA_DIR;

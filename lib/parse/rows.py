@@ -1,4 +1,4 @@
-"""Row validation: one CSV record in, one staged row out (see DESIGN.md, "Rows").
+"""Row validation: one CSV record in, one staged row out (see docs/ARCHITECTURE.md "Rows").
 
 Errors make a row invalid: ``malformed_row`` (more non-empty cells than the header),
 ``no_contact`` (neither a valid email nor a valid phone; an unusable value that caused it

@@ -50,7 +50,7 @@ create table public.import_jobs (
   commit_cursor integer not null default 0, -- last staged row number committed
   revert_cursor integer not null default 0, -- last staged row number reverted
   slices_done integer not null default 0,
-  -- Counts (see DESIGN.md "Counts").
+  -- Counts (see docs/ARCHITECTURE.md "Counts").
   total_rows integer not null default 0,
   estimated_total_rows integer,
   valid_rows integer not null default 0,
@@ -125,7 +125,7 @@ create table public.staged_rows (
   custom jsonb not null default '{}', -- unmapped columns, by header name
   email_normalized text collate "C",
   phone_e164 text collate "C",
-  match_key text collate "C",        -- email, else phone (DESIGN.md "Rows")
+  match_key text collate "C",        -- email, else phone (docs/ARCHITECTURE.md "Rows")
   errors text[] not null default '{}',
   warnings text[] not null default '{}',
   valid boolean not null,

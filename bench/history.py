@@ -1,7 +1,7 @@
 """A database with history: what every deployment has after its first day.
 
 Other organizations' leads, leads of the local organization from an earlier import, other
-jobs' staged rows, outcomes and keys, then ANALYZE, so the planner's statistics describe
+jobs' staged rows and outcomes, then ANALYZE, so the planner's statistics describe
 a database where the job about to run does not exist yet. Tests build it once as a template
 (tests/conftest.py); bench.soak loads it before its imports.
 
@@ -74,10 +74,6 @@ def add_history(url: str, *, other_leads: int = 200_000, own_leads: int = 20_000
             from (values (%(earlier_job)s::uuid), (%(other_job)s::uuid)) j(id),
                  generate_series(1, %(staged_rows)s / 2) n""",
             params,
-        )
-        conn.execute(
-            """insert into staged_keys (job_id, match_key, first_row)
-            select job_id, match_key, min(row_no) from staged_rows group by job_id, match_key""",
         )
         conn.execute(
             """insert into staged_outcomes (job_id, row_no, outcome, lead_id)

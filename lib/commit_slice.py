@@ -180,9 +180,9 @@ def _decide(
     job_id = str(job["id"])
     lines = []
     counts: Counter[str] = Counter()
-    # Per row of the chunk (index row_no - after - 1): the owner given, the lead updated.
-    owner_of, lead_of = [ZERO_UUID] * (until - after), [ZERO_UUID] * (until - after)
-    inserted, updated = [], []
+    # Per row of the chunk (index row_no - after - 1): outcome, owner given, lead updated.
+    size = until - after
+    codes, owner_of, lead_of = ["-"] * size, [ZERO_UUID] * size, [ZERO_UUID] * size
     for row_no, valid, email, phone, owner_cell, *_ in rows:
         owner = None
         if not valid:
@@ -190,13 +190,13 @@ def _decide(
         elif (lead := None if cfg.duplicates == "create" else matcher.find(email, phone)) is None:
             outcome, lead, owner = "inserted", _lead_id(prefix, row_no), owners.next(owner_cell)
             matcher.claim(lead, email, phone)
-            inserted.append(row_no)
+            codes[row_no - after - 1] = "i"
             if owner:
                 owner_of[row_no - after - 1] = str(owner)
         elif cfg.duplicates == "update" and lead not in matcher.claimed:
             outcome = "updated"
             matcher.claim(lead, email, phone)
-            updated.append(row_no)
+            codes[row_no - after - 1] = "u"
             lead_of[row_no - after - 1] = str(lead)
         else:
             outcome = "skipped"
@@ -205,8 +205,7 @@ def _decide(
         lines.append(f"{job_id}\t{row_no}\t{outcome}\t{lead or NULL}\t{owner or NULL}\n")
     # Arrays are 1-based: the row after `after` is at index 1.
     params = {
-        **_params(job, after, until), "id_prefix": prefix, "inserted": inserted, "owners": owner_of,
-        "updated": updated, "leads": lead_of,
+        **_params(job, after, until), "id_prefix": prefix, "outcomes": codes, "owners": owner_of, "leads": lead_of,
     }  # fmt: skip
     return Writes(params, "".join(lines), counts)
 

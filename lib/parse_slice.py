@@ -6,9 +6,10 @@ organization with the same file. Parse slices read from the byte cursor, check e
 and COPY it into staged_rows within the slice's transaction.
 
 In-file duplicates are marked as the rows are staged, with work bounded by the slice: a
-repeat of an earlier row of the same slice is known in memory; the slice's other keys are
-looked up in staged_keys (the first row of each key that earlier slices staged: one primary
-key probe per key), and the keys seen first here are added to it.
+repeat of an earlier row of the same slice is known in memory (and staged with its
+duplicate_of); the slice's other keys are looked up among the first occurrences earlier
+slices staged (an index of staged_rows holds exactly those), and the rows repeating them
+are pointed at their first row.
 """
 
 from __future__ import annotations
@@ -158,26 +159,34 @@ def _copy_line(job_id: bytes, r: Any, first: int) -> bytes:
 
 
 def _mark_earlier_keys(conn: Any, job: dict[str, Any], firsts: dict[str, int], repeats: list[tuple[int, str]]) -> int:
-    """Point this slice's rows whose key an earlier slice staged at that key's first row, and
-    record the keys seen first here. Returns the slice's duplicate rows.
+    """Point this slice's rows whose key an earlier slice staged at that key's first row.
+    Returns the slice's duplicate rows.
 
-    Every statement is bounded by the slice's own keys: staged_keys has no index but its
-    primary key, so a stale estimate of the job's size cannot lead a plan to its rows.
+    Both statements read one table by the job's primary key or the first-key index: a stale
+    estimate of the job's size can make them read the job's earlier rows once, never rows of
+    other jobs, and never once per row.
     """
-    earlier: set[str] = set()
-    if firsts and job["total_rows"]:
-        found = conn.execute(queries()["earlier_keys"], {"job": job["id"], "keys": list(firsts)})
-        earlier = {row["match_key"] for row in found}
-    if earlier:
-        rows = [firsts[k] for k in earlier] + [n for n, k in repeats if k in earlier]
-        conn.execute(queries()["point_to_earlier_keys"], {"job": job["id"], "rows": rows})
-    if len(earlier) < len(firsts):
-        job_id = str(job["id"]).encode()
-        with conn.cursor().copy(queries()["copy_staged_keys"]) as copy:
-            copy.write(
-                b"".join(b"%s\t%s\t%d\n" % (job_id, k.encode(), n) for k, n in firsts.items() if k not in earlier)
-            )
-    return len(repeats) + len(earlier)
+    before = job["total_rows"]
+    if not firsts or not before:
+        return len(repeats)
+    found: dict[str, int] = {}
+    params = {"job": job["id"], "before": before, "keys": list(firsts)}
+    for row in conn.execute(queries()["earlier_keys"], params):
+        # min(): rows staged before in-file duplicates were marked per slice are all listed.
+        found[row["match_key"]] = min(row["row_no"], found.get(row["match_key"], row["row_no"]))
+    if found:
+        until = max(firsts.values())
+        if repeats:
+            until = max(until, repeats[-1][0])
+        pointers = [0] * (until - before)  # per row of the slice, in order: its first row, or 0
+        for key, first in found.items():
+            pointers[firsts[key] - before - 1] = first
+        for row_no, key in repeats:
+            if key in found:
+                pointers[row_no - before - 1] = found[key]
+        params = {"job": job["id"], "after": before, "until": until, "firsts": pointers}
+        conn.execute(queries()["point_to_earlier_keys"], params)
+    return len(repeats) + len(found)
 
 
 def _estimate(job: dict[str, Any], rows: int, cursor: int) -> int | None:

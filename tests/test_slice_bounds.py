@@ -60,7 +60,7 @@ def test_hot_statements_read_rows_in_proportion_to_their_work(stack, conn, tmp_p
     assert (row["total_rows"], row["duplicate_rows"]) == (stats.rows, stats.duplicates)
     org = row["organization_id"]
     rows = list(range(1, CHUNK + 1))
-    keys = [r["match_key"] for r in conn.execute("select match_key from staged_keys where job_id = %s", (job_id,))]
+    keys = [r["match_key"] for r in conn.execute("select match_key from staged_rows where job_id = %s", (job_id,))]
     valid = [
         r["row_no"]
         for r in conn.execute(
@@ -69,19 +69,19 @@ def test_hot_statements_read_rows_in_proportion_to_their_work(stack, conn, tmp_p
     ]
     prefix = commit_slice._lead_id_prefix()
     zero = [commit_slice.ZERO_UUID] * CHUNK
-    leads = list(zero)
+    leads, inserted, updated = list(zero), ["-"] * CHUNK, ["-"] * CHUNK
     for n in valid:
-        leads[n - 1] = commit_slice._lead_id(prefix, n)
+        leads[n - 1], inserted[n - 1], updated[n - 1] = commit_slice._lead_id(prefix, n), "i", "u"
     base = {"job": job_id, "org": org, "after": 0, "until": CHUNK}
     statements = {
-        "earlier_keys": {"job": job_id, "keys": keys[:CHUNK]},
-        "point_to_earlier_keys": {"job": job_id, "rows": rows},
+        "earlier_keys": {"job": job_id, "before": CHUNK, "keys": [k for k in keys[CHUNK:] if k]},
+        "point_to_earlier_keys": {"job": job_id, "after": CHUNK, "until": 2 * CHUNK, "firsts": rows},
         "chunk_rows": {
             **base, "by_email": True, "by_phone": False, "by_phone_without_email": True,
             "owner_field": None, "owner_header": None,
         },
-        "insert_leads": {**base, "id_prefix": prefix, "inserted": valid, "owners": zero},
-        "update_leads": {**base, "updated": valid, "leads": leads},
+        "insert_leads": {**base, "id_prefix": prefix, "outcomes": inserted, "owners": zero},
+        "update_leads": {**base, "outcomes": updated, "leads": leads},
         "revert_leads": {"job": job_id, "limit": CHUNK},
         "invalid_rows_page": {"job": job_id, "after": 0, "limit": 100},
         "review_examples": {"job": job_id, "codes": list(row["error_counts"]), "warnings": False, "limit": 5},
@@ -102,20 +102,22 @@ def test_a_statement_past_its_timeout_rolls_the_slice_back_and_the_retry_complet
     database_url, tmp_path, conn
 ) -> None:
     data, stats = sample(tmp_path / "leads.csv", rows=300, seed=12)
-    env = {"IMPORT_STATEMENT_TIMEOUT_SECONDS": "0.5", "IMPORT_PARSE_SLICE_ROWS": "100"}
+    env = {
+        "IMPORT_STATEMENT_TIMEOUT_SECONDS": "0.5", "IMPORT_PARSE_SLICE_ROWS": "100",
+        "LOCAL_QSTASH_FAULTS": "delay_ms=300-400",  # time to step in between two slices
+    }  # fmt: skip
     with make_stack(database_url, tmp_path, **env) as stack, psycopg.connect(database_url, autocommit=True) as blocker:
         api = Api(stack)
         job_id = api.create(conn, data)
+        api.start(job_id)
+        wait_until(lambda: job(conn, job_id)["slices_done"] == 1, what="the validating step")
         with blocker.transaction():
-            # The first parse slice stages its rows, then waits for this lock to record its
-            # keys, until its statement timeout cancels it.
-            blocker.execute("lock table staged_keys in access exclusive mode")
-            api.start(job_id)
+            # The next parse slice locks its job row, stages its rows, then waits for this
+            # lock to move its cursor, until its statement timeout cancels it.
+            blocker.execute("lock table import_jobs in share mode")
             wait_until(lambda: stack.qstash.stats.failures >= 1, what="a delivery cancelled by its statement timeout")
-            assert (
-                conn.execute("select count(*) from staged_rows where job_id = %s", (job_id,)).fetchone()["count"] == 0
-            )
-            assert job(conn, job_id)["slices_done"] == 1  # validating only
+            staged = conn.execute("select count(*) as n from staged_rows where job_id = %s", (job_id,)).fetchone()
+            assert staged["n"] == 0
         done = finished(conn, job_id, "ready")
     assert (done["total_rows"], done["valid_rows"], done["duplicate_rows"]) == (
         stats.rows,
@@ -131,20 +133,17 @@ def test_a_statement_past_its_timeout_rolls_the_slice_back_and_the_retry_complet
 
 def test_a_delivery_that_finds_the_job_locked_answers_at_once_and_comes_back(database_url, tmp_path, conn) -> None:
     data, stats = sample(tmp_path / "leads.csv", rows=300, seed=13)
-    with (
-        make_stack(database_url, tmp_path, IMPORT_PARSE_SLICE_ROWS="100") as stack,
-        psycopg.connect(database_url, autocommit=True) as blocker,
-    ):
+    env = {"IMPORT_PARSE_SLICE_ROWS": "100", "LOCAL_QSTASH_FAULTS": "delay_ms=300-400"}
+    with make_stack(database_url, tmp_path, **env) as stack, psycopg.connect(database_url, autocommit=True) as blocker:
         api = Api(stack)
         job_id = api.create(conn, data)
         events = []
+        api.start(job_id)
+        wait_until(lambda: job(conn, job_id)["slices_done"] == 1, what="the validating step")
         with blocker.transaction():
-            # Slice 1 holds the job's row lock while it waits for this one.
-            blocker.execute("lock table staged_keys in access exclusive mode")
-            api.start(job_id)
-            wait_until(
-                lambda: waiting_on_a_lock(conn) and job(conn, job_id)["slices_done"] == 1, what="slice 1 waiting"
-            )
+            # Slice 1 holds the job's row lock while it waits for this one to move its cursor.
+            blocker.execute("lock table import_jobs in share mode")
+            wait_until(lambda: waiting_on_a_lock(conn), what="slice 1 waiting")
             delivered, failures = stack.qstash.stats.delivered, stack.qstash.stats.failures
             # A second delivery of slice 1, through QStash, as a redelivery would come.
             client = qstash.QStash(stack.env["QSTASH_TOKEN"], base_url=stack.env["QSTASH_URL"])

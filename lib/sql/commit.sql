@@ -39,9 +39,10 @@ order by s.row_no
 copy staged_outcomes (job_id, row_no, outcome, lead_id, owner_id) from stdin
 
 -- name: insert_leads
--- The chunk's rows whose outcome is `inserted`. Reads staged_rows alone, by primary key:
--- the lead id is the chunk's id prefix and the row number (as lib/commit_slice.py made it),
--- the owner is the row's entry in an array of the chunk's rows (the zero UUID for none).
+-- The chunk's rows whose outcome is `inserted`. Reads staged_rows alone, by a primary key
+-- range: which rows insert and their owners are arrays of the chunk's rows (index 1 is the
+-- row after `after`; the zero UUID for no owner), and the lead id is the chunk's id prefix
+-- and the row number (as lib/commit_slice.py made it).
 -- Joining staged_outcomes instead let a stale estimate of the job's size (one row) pick a
 -- plan that scanned the job's rows once per outcome: quadratic on a database with history.
 insert into leads (
@@ -57,14 +58,15 @@ select
   s.fields ->> 'source', s.fields ->> 'notes', s.custom,
   nullif((%(owners)s::uuid[])[s.row_no - %(after)s], '00000000-0000-0000-0000-000000000000'), %(job)s
 from staged_rows s
-where s.job_id = %(job)s and s.row_no = any(%(inserted)s::int[])
+where s.job_id = %(job)s and s.row_no > %(after)s and s.row_no <= %(until)s
+  and (%(outcomes)s::"char"[])[s.row_no - %(after)s] = 'i'
 
 -- name: update_leads
 -- Non-empty values of the row overwrite the lead. A valid email or phone replaces the
 -- lead's; an invalid one (kept raw in fields) only fills an empty one. A lead is updated by
 -- at most one row of an import (the first that matches it), so one statement suffices.
--- The rows come from staged_rows alone, by primary key, each with its lead's id from an
--- array of the chunk's rows; each lead is then found by its primary key.
+-- The rows come from staged_rows alone, by a primary key range, each with its lead's id from
+-- an array of the chunk's rows; each lead is then found by its primary key.
 update leads l set
   civility = coalesce(s.fields ->> 'civility', l.civility),
   first_name = coalesce(s.fields ->> 'first_name', l.first_name),
@@ -87,7 +89,8 @@ update leads l set
 from (
   select r.*, (%(leads)s::uuid[])[r.row_no - %(after)s] as lead_id
   from staged_rows r
-  where r.job_id = %(job)s and r.row_no = any(%(updated)s::int[])
+  where r.job_id = %(job)s and r.row_no > %(after)s and r.row_no <= %(until)s
+    and (%(outcomes)s::"char"[])[r.row_no - %(after)s] = 'u'
 ) s
 where l.id = s.lead_id and l.organization_id = %(org)s
 

@@ -74,8 +74,7 @@ update import_jobs set
 where id = %(id)s
 
 -- name: delete_staged_rows
-with outcomes as (delete from staged_outcomes where job_id = %(id)s),
-keys as (delete from staged_keys where job_id = %(id)s)
+with outcomes as (delete from staged_outcomes where job_id = %(id)s)
 delete from staged_rows where job_id = %(id)s
 
 -- name: list_org_jobs
@@ -96,8 +95,7 @@ with old as (
     and updated_at < now() - make_interval(days => %(days)s)
 ), outcomes as (
   delete from staged_outcomes o using old where o.job_id = old.id
-), keys as (
-  delete from staged_keys k using old where k.job_id = old.id
+
 )
 delete from staged_rows s using old where s.job_id = old.id
 
@@ -115,19 +113,19 @@ order by created_at desc
 limit 1
 
 -- name: earlier_keys
--- Which of a parse slice's match keys earlier slices of the job staged (lib/parse_slice.py).
-select match_key from staged_keys where job_id = %(job)s and match_key = any(%(keys)s::text[])
+-- The first rows, among those earlier slices of the job staged, of a parse slice's match keys
+-- (lib/parse_slice.py). A single-table read: a probe of staged_rows_first_key_idx per key, or
+-- one pass over the job's earlier rows; never a plan over other jobs' rows.
+select match_key, row_no from staged_rows
+where job_id = %(job)s and row_no <= %(before)s and match_key = any(%(keys)s::text[])
+  and match_key is not null and duplicate_of is null
 
 -- name: point_to_earlier_keys
--- The given rows of this slice repeat a key an earlier slice staged: point them at its first
--- row. One primary key probe per row, and one per row into staged_keys.
-update staged_rows s set duplicate_of = (
-  select k.first_row from staged_keys k where k.job_id = s.job_id and k.match_key = s.match_key
-)
-where s.job_id = %(job)s and s.row_no = any(%(rows)s::int[])
-
--- name: copy_staged_keys
-copy staged_keys (job_id, match_key, first_row) from stdin
+-- The slice's rows (after..until) repeating a key an earlier slice staged get its first row:
+-- `firsts` holds, for each row of the slice in order, that row number, or 0.
+update staged_rows set duplicate_of = (%(firsts)s::int[])[row_no - %(after)s]
+where job_id = %(job)s and row_no > %(after)s and row_no <= %(until)s
+  and (%(firsts)s::int[])[row_no - %(after)s] > 0
 
 -- name: list_jobs
 select * from import_jobs order by created_at desc, id desc limit %(limit)s

@@ -21,11 +21,10 @@ from typing import Any
 
 import jwt
 
+from lib.config import CLOCK_TOLERANCE_SECONDS, supabase_url
 from lib.errors import Unauthorized
 
 ASYMMETRIC = ("ES256", "RS256")
-# Clocks of Vercel functions and Supabase Auth drift a little; a few seconds is enough.
-LEEWAY_SECONDS = 10
 
 
 class AuthError(Unauthorized):
@@ -81,7 +80,7 @@ class TokenVerifier:
                 algorithms=algorithms,
                 audience=self.audience,
                 issuer=self.issuer,
-                leeway=LEEWAY_SECONDS,
+                leeway=CLOCK_TOLERANCE_SECONDS,
                 options={"require": ["exp", "sub", "aud"]},
             )
         except jwt.ExpiredSignatureError:
@@ -104,7 +103,7 @@ class TokenVerifier:
 
 
 def verifier_from_env(env: Mapping[str, str]) -> TokenVerifier:
-    url = (env.get("SUPABASE_URL") or env.get("NEXT_PUBLIC_SUPABASE_URL") or "").rstrip("/")
+    url = supabase_url(env)
     secret = env.get("SUPABASE_JWT_SECRET")
     return TokenVerifier(
         secret,

@@ -11,6 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Clocks of Vercel functions, Supabase Auth and QStash drift a little: a user token's and a
+# QStash signature's time claims (exp, nbf) are checked with this much leeway.
+CLOCK_TOLERANCE_SECONDS = 10
+
+
+def supabase_url(env: Mapping[str, str]) -> str | None:
+    """The Supabase project's URL without a trailing slash: SUPABASE_URL, else the frontend's
+    NEXT_PUBLIC_SUPABASE_URL (one Vercel project often holds both apps' variables)."""
+    url = env.get("SUPABASE_URL") or env.get("NEXT_PUBLIC_SUPABASE_URL")
+    return url.rstrip("/") if url else None
+
 
 def _app_url(env: Mapping[str, str]) -> str:
     """Public base URL of the endpoints; QStash signs it as `sub`, so never the Host header."""
@@ -59,7 +70,6 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        supabase_url = env.get("SUPABASE_URL") or env.get("NEXT_PUBLIC_SUPABASE_URL")
         return cls(
             database_url=env.get("DATABASE_URL", ""),
             app_url=_app_url(env),
@@ -68,7 +78,7 @@ class Settings:
             current_signing_key=env.get("QSTASH_CURRENT_SIGNING_KEY", ""),
             next_signing_key=env.get("QSTASH_NEXT_SIGNING_KEY", ""),
             cron_secret=env.get("CRON_SECRET") or None,
-            supabase_url=supabase_url.rstrip("/") if supabase_url else None,
+            supabase_url=supabase_url(env),
             jwt_secret=env.get("SUPABASE_JWT_SECRET") or None,
             local_data_dir=Path(env.get("LOCAL_DATA_DIR", ".local")),
             slice_seconds=float(env.get("IMPORT_SLICE_SECONDS", cls.slice_seconds)),

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from qstash import QStash, Receiver
 from qstash.errors import SignatureError
 
-from lib.config import Settings
+from lib.config import CLOCK_TOLERANCE_SECONDS, Settings
 from lib.errors import BadRequest, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,8 @@ def verify_signature(settings: Settings, signature: str | None, body: bytes, pat
     """Raise Unauthorized unless `signature` is QStash's, over this raw body, for this URL.
 
     The URL is built from APP_URL, never from the request's Host header. Empty keys are a
-    configuration error, refused outright: HMAC with an empty key is forgeable.
+    configuration error, refused outright: HMAC with an empty key is forgeable. The token's
+    time claims get the same clock tolerance as user tokens (lib.config).
     """
     if not (settings.current_signing_key and settings.next_signing_key):
         raise Unauthorized("QStash signing keys are not configured")
@@ -101,6 +102,11 @@ def verify_signature(settings: Settings, signature: str | None, body: bytes, pat
     try:
         text = body.decode("utf-8")
         receiver = Receiver(settings.current_signing_key, settings.next_signing_key)
-        receiver.verify(signature=signature, body=text, url=settings.endpoint_url(path))
+        receiver.verify(
+            signature=signature,
+            body=text,
+            url=settings.endpoint_url(path),
+            clock_tolerance=CLOCK_TOLERANCE_SECONDS,
+        )
     except (SignatureError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise Unauthorized(f"invalid QStash signature: {exc}") from exc

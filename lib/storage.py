@@ -31,6 +31,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lib.config import supabase_url
 from lib.errors import LeadImportError
 
 _MISSING_CODES = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
@@ -250,8 +251,8 @@ class S3Storage:
 
 
 def storage_from_env(env: Mapping[str, str], local_dir: Path) -> Storage:
-    supabase_url = env.get("SUPABASE_URL") or env.get("NEXT_PUBLIC_SUPABASE_URL")
-    endpoint = env.get("S3_ENDPOINT_URL") or (supabase_url and supabase_url.rstrip("/") + "/storage/v1/s3")
+    project = supabase_url(env)
+    endpoint = env.get("S3_ENDPOINT_URL") or (project and project + "/storage/v1/s3")
     key_id, secret = env.get("S3_ACCESS_KEY_ID"), env.get("S3_SECRET_ACCESS_KEY")
     if not (key_id or secret or env.get("S3_ENDPOINT_URL")):
         return FolderStorage(Path(local_dir) / "storage")

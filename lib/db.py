@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "supabase" / "migrations"
 SHIM = ROOT / "supabase" / "local" / "shim.sql"
 SQL_DIR = Path(__file__).with_name("sql")
+
+Row = DictRow  # a row as the service reads it: column name -> value
+Connection = psycopg.Connection[DictRow]  # what connect() returns
 
 
 @cache
@@ -34,7 +37,7 @@ def queries() -> dict[str, str]:
     return found
 
 
-def connect(url: str) -> psycopg.Connection:
+def connect(url: str) -> Connection:
     """One autocommit connection per invocation; `with conn.transaction()` where atomicity
     matters. prepare_threshold=None keeps it valid behind Supabase's transaction pooler."""
     return psycopg.connect(url, autocommit=True, prepare_threshold=None, row_factory=dict_row)

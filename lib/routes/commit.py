@@ -1,7 +1,7 @@
 """The frontend's commit and undo of a parsed import: POST /api/jobs/<id>/commit and /revert.
 
-Same user-token auth and organization scoping as lib/routes/jobs.py (another
-organization's job is a 404). Both answer 202: the work runs in slices through QStash,
+Same user-token auth and organization scoping as every frontend view (lib/routes/guard.py:
+another organization's job is a 404). Both answer 202: the work runs in slices through QStash,
 and the job row shows its progress.
 """
 
@@ -12,19 +12,19 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from lib import manager
-from lib.app import connection, services
-from lib.routes.jobs import _authenticate, _body, load_job
+from lib.routes.guard import authenticate, json_body, load_job
+from lib.services import connection, services
 from lib.views import job_view
 
 bp = Blueprint("commit", __name__, url_prefix="/api/jobs")
-bp.before_request(_authenticate)
+bp.before_request(authenticate)
 
 
 @bp.post("/<job_id>/commit")
 def commit(job_id: str) -> Any:
     """Start the commit of a ready job with its settings (lib.commit_settings): 400 for
     unknown values, members or columns, 409 unless the job is ready."""
-    body = _body()
+    body = json_body()
     load_job(job_id)
     job = manager.commit_job(connection(), job_id, body, services().publish)
     return jsonify(job=job_view(job)), 202

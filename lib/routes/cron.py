@@ -8,9 +8,9 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from lib import manager
-from lib.app import connection, services
 from lib.errors import Unauthorized
 from lib.queue import verify_signature
+from lib.services import connection, services
 
 bp = Blueprint("cron", __name__, url_prefix="/api/cron")
 

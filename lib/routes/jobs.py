@@ -1,7 +1,8 @@
 """The frontend's API: create, start, watch, retry and cancel import jobs.
 
 Every view needs the user's Supabase access token, and sees only the jobs of the
-organizations the user is a member of (another organization's job is a 404).
+organizations the user is a member of (another organization's job is a 404): see
+lib/routes/guard.py.
 """
 
 from __future__ import annotations
@@ -12,75 +13,26 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 
 from lib import manager
-from lib.app import connection, services
-from lib.auth import bearer_token
 from lib.db import queries
-from lib.errors import BadRequest, Forbidden, JobNotFound
+from lib.errors import BadRequest
+from lib.routes.guard import authenticate, flag, int_arg, json_body, load_job, org_from
+from lib.services import connection, services
 from lib.views import job_view
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/jobs")
+bp.before_request(authenticate)
 
-
-@bp.before_request
-def _authenticate() -> None:
-    g.user = services().verifier.verify(bearer_token(request))
-
-
-def _orgs() -> dict[str, dict[str, Any]]:
-    rows = connection().execute(queries()["user_orgs"], {"user": g.user.id}).fetchall()
-    return {str(r["organization_id"]): r for r in rows}
-
-
-def _org_from(value: str | None) -> str:
-    orgs = _orgs()
-    if value:
-        if value not in orgs:
-            raise Forbidden("you are not a member of this organization")
-        return value
-    if len(orgs) == 1:
-        return next(iter(orgs))
-    if not orgs:
-        raise Forbidden("you are not a member of any organization")
-    raise BadRequest("you belong to several organizations: say which with organization_id")
-
-
-def load_job(job_id: str) -> dict[str, Any]:
-    """The job, if it belongs to one of the user's organizations; 404 otherwise."""
-    try:
-        uuid.UUID(job_id)
-    except ValueError:
-        raise JobNotFound() from None
-    job = connection().execute(queries()["get_job"], {"id": job_id}).fetchone()
-    if job is None or str(job["organization_id"]) not in _orgs():
-        raise JobNotFound()
-    return job
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return data
-
-
-def _flag(body: dict[str, Any], name: str) -> bool:
-    """A JSON boolean option: "false" is not false, so anything but true/false is refused."""
-    value = body.get(name, False)
-    if not isinstance(value, bool):
-        raise BadRequest(f"{name} must be true or false")
-    return value
+HISTORY_PAGE, MAX_HISTORY_PAGE = 50, 200
 
 
 @bp.post("")
 def create() -> Any:
     """A new job for a file the browser is about to upload (signed upload URL included)."""
-    body = _body()
+    body = json_body()
     file_name = str(body.get("file_name") or "").strip()
     if not file_name or "/" in file_name or "\\" in file_name or len(file_name) > 255:
         raise BadRequest("file_name is required: the name of the CSV file, without folders")
-    org = _org_from(body.get("organization_id"))
+    org = org_from(body.get("organization_id"))
     settings = {"region": str(body.get("region") or "FR").upper()}
     storage_path = f"{org}/{uuid.uuid4()}/{file_name}"
     svc = services()
@@ -98,8 +50,10 @@ def create() -> Any:
 
 @bp.get("")
 def history() -> Any:
-    org = _org_from(request.args.get("organization_id"))
-    limit = min(max(request.args.get("limit", 50, type=int), 1), 200)
+    """The organization's jobs, newest first; `limit` (default 50, at most 200) is a whole
+    number of at least 1, like every count parameter (400 otherwise)."""
+    org = org_from(request.args.get("organization_id"))
+    limit = min(int_arg("limit", HISTORY_PAGE, minimum=1), MAX_HISTORY_PAGE)
     rows = connection().execute(queries()["list_org_jobs"], {"org": org, "limit": limit}).fetchall()
     return jsonify(jobs=[job_view(r) for r in rows])
 
@@ -118,14 +72,14 @@ def start(job_id: str) -> Any:
 
 @bp.post("/<job_id>/retry")
 def retry(job_id: str) -> Any:
-    body = _body()
+    body = json_body()
     load_job(job_id)
     job = manager.retry_job(
         connection(),
         job_id,
         services().publish,
-        force=_flag(body, "force"),
-        restart=_flag(body, "restart"),
+        force=flag(body, "force"),
+        restart=flag(body, "restart"),
     )
     return jsonify(job=job_view(job)), 202
 

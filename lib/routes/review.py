@@ -1,8 +1,9 @@
 """The frontend's review of a parsed job: counts by code, invalid rows, the error report,
 and a new column mapping (which re-parses the file).
 
-Same authentication and scope as lib/routes/jobs.py: the user's Supabase access token, and
-only the jobs of the user's organizations (another organization's job is a 404).
+Same authentication and scope as every frontend view (lib/routes/guard.py): the user's
+Supabase access token, and only the jobs of the user's organizations (another
+organization's job is a 404).
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ from urllib.parse import quote
 from flask import Blueprint, Response, jsonify, request
 
 from lib import db, manager, review
-from lib.app import connection, services
 from lib.db import queries
 from lib.errors import BadRequest, IllegalTransition
 from lib.jobs import Status
 from lib.parse.errors import MappingInvalid
 from lib.parse.mapping import check_mapping
-from lib.routes.jobs import _authenticate, load_job
+from lib.routes.guard import authenticate, int_arg, load_job
+from lib.services import connection, services
 from lib.views import job_view
 
 bp = Blueprint("review", __name__, url_prefix="/api/jobs")
-bp.before_request(_authenticate)
+bp.before_request(authenticate)
 
 EXAMPLES = 5
 PAGE, MAX_PAGE = 50, 500
@@ -72,8 +73,8 @@ def _codes(job: dict[str, Any], *, warnings: bool) -> list[dict[str, Any]]:
 def invalid_rows(job_id: str) -> Any:
     """A page of invalid rows after row number `after`, in row order (keyset pagination)."""
     job = load_job(job_id)
-    after = _int_arg("after", 0, minimum=0)
-    limit = min(_int_arg("limit", PAGE, minimum=1), MAX_PAGE)
+    after = int_arg("after", 0, minimum=0)
+    limit = min(int_arg("limit", PAGE, minimum=1), MAX_PAGE)
     header, mapping = job["header"] or [], job["mapping"] or []
     rows = (
         connection()
@@ -171,16 +172,3 @@ def _mapping_from_body() -> dict[str, str | None] | list[str | None]:
     if isinstance(mapping, dict):
         return {str(k): v or None for k, v in mapping.items()}
     return [v or None for v in mapping]
-
-
-def _int_arg(name: str, default: int, *, minimum: int) -> int:
-    value = request.args.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadRequest(f"{name} must be a whole number") from None
-    if number < minimum:
-        raise BadRequest(f"{name} must be at least {minimum}")
-    return number

@@ -14,10 +14,10 @@ import psycopg
 from flask import Blueprint, jsonify, request
 
 from lib import slices
-from lib.app import connection, services
 from lib.errors import BadRequest, LeadImportError
 from lib.phases import PHASES
 from lib.queue import Message, verify_signature
+from lib.services import connection, services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("slices", __name__, url_prefix="/api/import")

@@ -18,35 +18,27 @@ count against a message's retry budget, so a run with faults alone always ends i
 delivery; only real endpoint failures consume retries.
 """
 
-import argparse
 import base64
 import dataclasses
 import email.utils
 import hashlib
 import heapq
-import hmac
 import itertools
 import json
 import logging
 import math
-import os
 import random
 import re
 import secrets
-import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+import jwt
 
 log = logging.getLogger("lib.local.qstash")
-
-# Signing keys as long as real ones (32 bytes): PyJWT, under Receiver.verify, warns on shorter.
-DEFAULT_TOKEN = "local-qstash-token"  # noqa: S105 (local stack only, not a secret)
-DEFAULT_CURRENT_KEY = "sig_localCurrentSigningKey000000"
-DEFAULT_NEXT_KEY = "sig_localNextSigningKey000000000"
 
 PUBLISH_PREFIX = "/v2/publish/"
 SIGNATURE_LIFETIME = 300  # seconds, as real QStash
@@ -157,15 +149,11 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def sign(key: str, url: str, body: bytes) -> str:
     """The `Upstash-Signature` JWT (HS256), with the claims real QStash puts in it.
 
-    Built by hand rather than with PyJWT, whose short-key warning would otherwise fire in
-    the delivery threads.
+    Keys as long as real ones (32 bytes or more, as the local stack's are): PyJWT warns on
+    shorter HMAC keys, here and in the Receiver that verifies the signature.
     """
     now = int(time.time())
     claims = {
@@ -178,10 +166,7 @@ def sign(key: str, url: str, body: bytes) -> str:
         # Padded base64url of the body's SHA-256, as in QStash's own tokens.
         "body": base64.urlsafe_b64encode(hashlib.sha256(body).digest()).decode(),
     }
-    header = {"alg": "HS256", "typ": "JWT"}
-    signing_input = ".".join(_b64url(json.dumps(part).encode()) for part in (header, claims))
-    mac = hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{_b64url(mac)}"
+    return jwt.encode(claims, key, algorithm="HS256")
 
 
 def retry_after(headers: httpx.Headers) -> float | None:
@@ -238,7 +223,6 @@ class LocalQStash:
         self._inflight = 0
         self._dedup: dict[str, str] = {}  # deduplication id -> message id, for the process life
         self._stopping = False
-        self._stopped = threading.Event()
         self.base_url = ""
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -270,20 +254,7 @@ class LocalQStash:
             thread.join()
         self._pool.shutdown(wait=True)
         self._http.close()
-        self._stopped.set()
         log.info("action=stop stats=%s", self.stats)
-
-    def serve_forever(self) -> None:
-        """Run until Ctrl-C (the `serve` command)."""
-        if not self.base_url:
-            self.start()
-        try:
-            self._stopped.wait()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            if not self._stopped.is_set():
-                self.stop()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """True once no message is waiting (delayed ones included) or being delivered."""
@@ -539,38 +510,3 @@ class _PublishHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
         log.debug("action=http " + format, *args)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run the local QStash in the foreground; settings default to the environment."""
-    env = os.environ
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(env.get("LOCAL_QSTASH_PORT", "8080")))
-    parser.add_argument("--token", default=env.get("QSTASH_TOKEN") or DEFAULT_TOKEN)
-    parser.add_argument("--current-key", default=env.get("QSTASH_CURRENT_SIGNING_KEY") or DEFAULT_CURRENT_KEY)
-    parser.add_argument("--next-key", default=env.get("QSTASH_NEXT_SIGNING_KEY") or DEFAULT_NEXT_KEY)
-    parser.add_argument("--faults", default=env.get("LOCAL_QSTASH_FAULTS"))
-    parser.add_argument("--sign-with", choices=("current", "next"), default="current")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    server = LocalQStash(
-        args.token,
-        args.current_key,
-        args.next_key,
-        host=args.host,
-        port=args.port,
-        faults=args.faults,
-        sign_with=args.sign_with,
-    )
-    print(f"local QStash listening: QSTASH_URL={server.start()}", flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly under process managers too
-    server.serve_forever()
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-if __name__ == "__main__":
-    main()

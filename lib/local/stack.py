@@ -18,9 +18,9 @@ import secrets
 import threading
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
@@ -69,11 +69,18 @@ def embedded_server(data_dir: Path) -> Any:
     with warnings.catch_warnings():
         # pgserver asks platformdirs for a runtime dir, which warns where XDG_RUNTIME_DIR is unset.
         warnings.simplefilter("ignore")
-        import pgserver  # local-stack dependency, not in the Vercel bundle
-
-        server = pgserver.get_server(str(data_dir / "pg"), cleanup_mode=None)
+        server = _pgserver().get_server(str(data_dir / "pg"), cleanup_mode=None)
     _tune(server)
     return server
+
+
+def _pgserver() -> Any:
+    """The pgserver module: a local-stack dependency, not in the Vercel bundle."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    return pgserver
 
 
 # initdb's defaults size Postgres for a small shared host: 128 MB of shared buffers. An import
@@ -93,9 +100,9 @@ def stop_embedded_server(data_dir: Path) -> None:
 
 def _pg_ctl(pgdata: Path, *args: str) -> None:
     """pg_ctl on the embedded server, as the user owning its data (pgserver runs it as a
-    user of its own under root). pgserver has no public restart or stop."""
-    from pgserver._commands import pg_ctl
-
+    user of its own under root). pgserver has no restart or stop of its own, but exposes
+    each of its Postgres programs as a function (built when it is imported)."""
+    pg_ctl = cast("Callable[..., str]", _pgserver().pg_ctl)
     pg_ctl(list(args), pgdata=pgdata, user=pgdata.owner() if os.geteuid() == 0 else None)
 
 
@@ -139,14 +146,51 @@ class _Dispatch:
 
 
 class LocalStack:
-    def __init__(self, env: Mapping[str, str] | None = None, *, faults: str | None = None, port: int = 0):
+    """The local stack, started by `start()` (or `with`), stopped by `stop()`.
+
+    `env` is the environment to complete (os.environ by default). The local QStash's fault
+    injection and retry timings come from the arguments, else from the environment
+    (LOCAL_QSTASH_FAULTS, LOCAL_QSTASH_RETRY_BASE, LOCAL_QSTASH_RETRY_CAP in seconds,
+    LOCAL_QSTASH_RETRIES), else from lib.local.qstash_server's defaults. `port` is the app's
+    (0: any free port); `poll_interval` is how often the app's server checks for a stop.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        faults: str | None = None,
+        port: int = 0,
+        retry_base: float | None = None,
+        retry_cap: float | None = None,
+        retries: int | None = None,
+        poll_interval: float = 0.05,
+    ):
         self.base_env = dict(os.environ if env is None else env)
         self.data_dir = Path(self.base_env.get("LOCAL_DATA_DIR", ".local")).resolve()
         self.faults = faults if faults is not None else self.base_env.get("LOCAL_QSTASH_FAULTS")
         self.port = port
+        self.poll_interval = poll_interval
+        self.qstash_options: dict[str, Any] = {}
+        for name, value, variable, kind in (
+            ("retry_base", retry_base, "LOCAL_QSTASH_RETRY_BASE", float),
+            ("retry_cap", retry_cap, "LOCAL_QSTASH_RETRY_CAP", float),
+            ("default_retries", retries, "LOCAL_QSTASH_RETRIES", int),
+        ):
+            if value is None and self.base_env.get(variable):
+                value = kind(self.base_env[variable])
+            if value is not None:
+                self.qstash_options[name] = value
         self.env: dict[str, str] = {}
         self.qstash: Any = None
         self._server: BaseWSGIServer | None = None
+
+    @property
+    def app_url(self) -> str:
+        """Where this process's app listens (APP_URL may name another process, or none)."""
+        if self._server is None:
+            raise RuntimeError("the local stack is not started")
+        return f"http://127.0.0.1:{self._server.server_port}"
 
     def start(self) -> dict[str, str]:
         env = dict(self.base_env)
@@ -159,7 +203,7 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         dispatch = _Dispatch()
         self._server = make_server("127.0.0.1", self.port, dispatch, threaded=True)
-        env.setdefault("APP_URL", f"http://127.0.0.1:{self._server.server_port}")
+        env.setdefault("APP_URL", self.app_url)
         if not env.get("QSTASH_TOKEN"):
             from lib.local.qstash_server import LocalQStash
 
@@ -170,6 +214,7 @@ class LocalStack:
                 env["QSTASH_CURRENT_SIGNING_KEY"],
                 env["QSTASH_NEXT_SIGNING_KEY"],
                 faults=self.faults,
+                **self.qstash_options,
             )
             env["QSTASH_URL"] = self.qstash.start()
         if not (env.get("SUPABASE_JWT_SECRET") or env.get("SUPABASE_URL")):
@@ -181,7 +226,9 @@ class LocalStack:
         from lib.app import create_app
 
         dispatch.app = create_app(Settings.from_env(env))
-        threading.Thread(target=self._server.serve_forever, name="local-app", daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, args=(self.poll_interval,), name="local-app", daemon=True
+        ).start()
         log.info("local.started app=%s qstash=%s", env["APP_URL"], env.get("QSTASH_URL"))
         return env
 

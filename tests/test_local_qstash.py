@@ -214,6 +214,18 @@ def test_delay_and_not_before(endpoint, start):
     assert hit.claims["iat"] >= not_before
 
 
+def test_pause_holds_deliveries_until_resume(endpoint, start):
+    server, client = start()
+    server.pause()
+    publish(client, endpoint.url("/api/held"), {"slice": 1})
+    publish(client, endpoint.url("/api/held"), {"slice": 2})
+    assert not server.wait_idle(0.3), "held messages keep the server busy"
+    assert endpoint.hits == [] and server.stats.published == 2
+    server.resume()
+    assert server.wait_idle(5)
+    assert sorted(json.loads(h.body)["slice"] for h in endpoint.at("/api/held")) == [1, 2]
+
+
 # -- retries --------------------------------------------------------------------------------
 
 

@@ -223,6 +223,7 @@ class LocalQStash:
         self._inflight = 0
         self._dedup: dict[str, str] = {}  # deduplication id -> message id, for the process life
         self._stopping = False
+        self._paused = False
         self.base_url = ""
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -255,6 +256,17 @@ class LocalQStash:
         self._pool.shutdown(wait=True)
         self._http.close()
         log.info("action=stop stats=%s", self.stats)
+
+    def pause(self) -> None:
+        """Hold every delivery (like pausing a QStash queue): messages are still accepted,
+        and wait, due or not, until resume()."""
+        with self._cond:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """True once no message is waiting (delayed ones included) or being delivered."""
@@ -342,7 +354,7 @@ class LocalQStash:
     def _schedule_loop(self) -> None:
         with self._cond:
             while not self._stopping:
-                if not self._heap:
+                if not self._heap or self._paused:
                     self._cond.wait()
                     continue
                 wait = self._heap[0][0] - time.time()

@@ -20,11 +20,14 @@ from lib import db, manager
 from lib.config import Settings
 from lib.db import queries
 from lib.errors import LeadImportError
-from lib.jobs import ACTIVE, Status
+from lib.jobs import ACTIVE
+from lib.phases import progress
 from lib.queue import Publisher
+from lib.status import Status
 from lib.storage import storage_from_env
 
-FINAL = {Status.READY, Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.REVERTED}
+# Where following a job stops: it waits for a person (ready), or it is over.
+FINAL = frozenset(Status) - ACTIVE - {Status.PENDING}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,28 +259,18 @@ def follow(conn: Any, job_id: str, *, quiet: bool = False, poll: float = 0.05) -
                 bar = bars.get(phase)
                 if bar is None:
                     bar = bars[phase] = tqdm(desc=f"{phase:<7}", unit=" rows", unit_scale=True, dynamic_ncols=True)
-                done, total = _progress(job)
-                bar.total = total
-                bar.n = done
+                bar.n, bar.total = progress(job)
                 bar.refresh()
             if status in FINAL:
                 for phase, bar in bars.items():
                     if phase == job["phase"]:
-                        bar.total = bar.n = _progress(job)[0]
+                        bar.n, bar.total = progress(job)
                     bar.close()
                 return job
             time.sleep(poll)
     finally:
         for bar in bars.values():
             bar.close()
-
-
-def _progress(job: dict[str, Any]) -> tuple[int, int | None]:
-    if job["phase"] == "commit":
-        return job["commit_cursor"], job["total_rows"]
-    if job["phase"] == "revert":
-        return job["reverted_rows"], job["inserted_rows"]
-    return job["total_rows"], job["estimated_total_rows"]
 
 
 def summary(conn: Any, job: dict[str, Any]) -> dict[str, Any]:

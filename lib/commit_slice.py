@@ -35,7 +35,7 @@ from psycopg.rows import tuple_row
 from lib import db
 from lib.commit_settings import CommitSettings, OwnerPicker
 from lib.db import queries
-from lib.slices import SliceContext, SliceResult
+from lib.slice_types import SliceContext, SliceResult
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,9 @@ def run_slice(ctx: SliceContext) -> SliceResult:
     done = cursor >= job["total_rows"]
     return SliceResult(
         counts={f"{o}_rows": counts[o] for o in ("inserted", "updated", "skipped")},
-        cursors={"commit": cursor},
+        cursor=cursor,
         warning_counts=owners.warnings(),
         done=done,
-        action="committed" if done else None,
         changes={"finished_at": datetime.now(UTC)} if done else {},
     )
 

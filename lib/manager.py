@@ -12,17 +12,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from lib import jobs
 from lib.commit_settings import parse_commit_settings
-from lib.db import queries
+from lib.db import Connection, Row, queries
 from lib.errors import IllegalTransition, JobNotFound, LeadImportError, QueueUnavailable
-from lib.jobs import Status
 from lib.queue import Message
 from lib.revert_slice import refusal
 from lib.slices import fail_job
+from lib.status import Status
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ Publish = Callable[[Message], None]
 
 
 def create_job(
-    conn: psycopg.Connection,
+    conn: Connection,
     *,
     org: str,
     user: str,
@@ -52,13 +51,20 @@ def create_job(
     ).fetchone()
 
 
-def start_job(conn: psycopg.Connection, job_id: str, publish: Publish) -> dict[str, Any]:
+def start_job(conn: Connection, job_id: str, publish: Publish) -> Row:
     """pending → validating, and the first message of the parse phase."""
-    return retry_job(conn, job_id, publish, allowed=frozenset({Status.PENDING}))
+    with conn.transaction():
+        job = _lock(conn, job_id)
+        if job["status"] != Status.PENDING:
+            raise IllegalTransition(f"only a pending job can be started; this one is {job['status']}")
+        job = jobs.transition(conn, job_id, "start", **_new_run(job))
+        _publish(publish, Message(str(job["id"]), job["phase"], job["run"], job["slice_no"]))
+    log.info("job.run_started job=%s run=%s status=%s slice=%s", job_id, job["run"], job["status"], job["slice_no"])
+    return job
 
 
 def retry_job(
-    conn: psycopg.Connection,
+    conn: Connection,
     job_id: str,
     publish: Publish,
     *,
@@ -66,16 +72,14 @@ def retry_job(
     restart: bool = False,
     by_sweep: bool = False,
     allowed: frozenset[Status] = jobs.RETRYABLE,
-) -> dict[str, Any]:
+) -> Row:
     """Resume the job's interrupted phase at its cursor under a new run.
 
     From an active status only once its heartbeat is older than its lease (a stuck job),
     unless forced. `restart` starts over from the validating step instead.
     """
     with conn.transaction():
-        job = conn.execute(queries()["lock_job"], {"id": job_id}).fetchone()
-        if job is None:
-            raise JobNotFound()
+        job = _lock(conn, job_id)
         status = Status(job["status"])
         if status not in allowed:
             raise IllegalTransition(f"a {status} job cannot be retried")
@@ -91,41 +95,37 @@ def retry_job(
                 )
             conn.execute(queries()["delete_staged_rows"], {"id": job_id})
             conn.execute(queries()["reset_parse"], {"id": job_id})
-            job = conn.execute(queries()["get_job"], {"id": job_id}).fetchone()
+            job = _lock(conn, job_id)
         elif reason := _cannot_resume(conn, job):
             raise IllegalTransition(reason)
-        to = jobs.resume_status(job)
-        job = conn.execute(
-            queries()["begin_run"],
-            {
-                "id": job_id,
-                "run": job["run"],
-                "status": str(to),
-                "allowed": [str(s) for s in allowed],
-                "sweep_attempts": job["sweep_attempts"] + 1 if by_sweep else 0,
-            },
-        ).fetchone()
+        job = jobs.resume(
+            conn, job, within=allowed, **_new_run(job),
+            finished_at=None, sweep_attempts=job["sweep_attempts"] + 1 if by_sweep else 0,
+        )  # fmt: skip
         _publish(publish, Message(str(job["id"]), job["phase"], job["run"], job["slice_no"]))
-    log.info("job.run_started job=%s run=%s status=%s slice=%s", job_id, job["run"], to, job["slice_no"])
+    log.info("job.run_started job=%s run=%s status=%s slice=%s", job_id, job["run"], job["status"], job["slice_no"])
     return job
 
 
-def cancel_job(conn: psycopg.Connection, job_id: str) -> dict[str, Any]:
+def cancel_job(conn: Connection, job_id: str) -> Row:
     """The job stops at the next slice boundary: a running slice holds the row lock, so the
     cancel waits for its commit, and later messages find the job inactive."""
     with conn.transaction():
         return jobs.transition(conn, job_id, "cancel", finished_at=datetime.now(UTC))
 
 
-def sweep(conn: psycopg.Connection, publish: Publish, *, max_sweeps: int, retention_days: int) -> dict[str, Any]:
+def sweep(conn: Connection, publish: Publish, *, max_sweeps: int, retention_days: int) -> dict[str, Any]:
     """Resume jobs whose heartbeat is older than their lease; fail them after `max_sweeps`.
 
-    Safe when two sweeps and live slices overlap: a slice holds its job's row lock, and
-    stalled jobs are claimed with SKIP LOCKED, then re-checked under the lock by retry_job.
+    Safe when two sweeps and live slices overlap. The select of stalled jobs skips the jobs
+    a slice holds at that moment (SKIP LOCKED), but its row locks end with its transaction,
+    before any job is touched: what protects a job is that retry_job, and the failing
+    branch below, re-check its lease under the job's row lock, which a running slice holds
+    for its whole transaction. A job that moved on in the meantime is left alone.
     """
     resumed, failed = [], []
     with conn.transaction():
-        stalled = conn.execute(queries()["stalled_jobs"]).fetchall()
+        stalled = conn.execute(queries()["stalled_jobs"], {"active": [str(s) for s in jobs.ACTIVE]}).fetchall()
     for job in stalled:
         job_id = str(job["id"])
         try:
@@ -153,7 +153,7 @@ def sweep(conn: psycopg.Connection, publish: Publish, *, max_sweeps: int, retent
     return {"resumed": resumed, "failed": failed, "purged_staged_rows": purged}
 
 
-def _cannot_resume(conn: psycopg.Connection, job: dict[str, Any]) -> str | None:
+def _cannot_resume(conn: Connection, job: Row) -> str | None:
     """Why the job cannot resume at its cursor: its staged rows were purged (see sweep)."""
     if job["status"] not in (Status.FAILED, Status.CANCELLED) or job["phase"] == "revert" or not job["total_rows"]:
         return None
@@ -178,29 +178,36 @@ def _publish(publish: Publish, msg: Message) -> None:
         raise QueueUnavailable() from exc
 
 
-def _lease_expired(job: dict[str, Any]) -> bool:
-    return job["idle_seconds"] > job["lease_seconds"]
+def _lease_expired(job: Row) -> bool:
+    return bool(job["idle_seconds"] > job["lease_seconds"])
 
 
-def begin_phase(
-    conn: psycopg.Connection, job_id: str, action: str, phase: str, publish: Publish, **changes: Any
-) -> dict[str, Any]:
+def _lock(conn: Connection, job_id: str) -> Row:
+    """The job row, locked until the end of the transaction (with its idle_seconds)."""
+    job = conn.execute(queries()["lock_job"], {"id": job_id}).fetchone()
+    if job is None:
+        raise JobNotFound()
+    return job
+
+
+def _new_run(job: Row) -> dict[str, Any]:
+    """The changes that start a new run of the job (with its status change): messages of
+    older runs become stale, and the lease counts from now, by the database's clock."""
+    return {"run": job["run"] + 1, "heartbeat_at": jobs.NOW, "error_message": None}
+
+
+def begin_phase(conn: Connection, job_id: str, action: str, phase: str, publish: Publish, **changes: Any) -> Row:
     """Enter a phase (commit, revert, a re-parse) at slice `changes.get('slice_no', 0)` under a new run."""
     with conn.transaction():
-        job = conn.execute(queries()["lock_job"], {"id": job_id}).fetchone()
-        if job is None:
-            raise JobNotFound()
+        job = _lock(conn, job_id)
         changes = {"slice_no": 0, **changes}
-        job = jobs.transition(
-            conn, job_id, action, phase=phase, run=job["run"] + 1, heartbeat_at=datetime.now(UTC),
-            sweep_attempts=0, error_message=None, **changes,
-        )  # fmt: skip
+        job = jobs.transition(conn, job_id, action, phase=phase, sweep_attempts=0, **_new_run(job), **changes)
         _publish(publish, Message(str(job["id"]), phase, job["run"], job["slice_no"]))
     log.info("job.phase_started job=%s phase=%s run=%s", job_id, phase, job["run"])
     return job
 
 
-def commit_job(conn: psycopg.Connection, job_id: str, body: dict[str, Any], publish: Publish) -> dict[str, Any]:
+def commit_job(conn: Connection, job_id: str, body: dict[str, Any], publish: Publish) -> Row:
     """ready → committing with checked settings (see lib.commit_settings)."""
     job = conn.execute(queries()["get_job"], {"id": job_id}).fetchone()
     if job is None:
@@ -214,7 +221,7 @@ def commit_job(conn: psycopg.Connection, job_id: str, body: dict[str, Any], publ
     )  # fmt: skip
 
 
-def revert_job(conn: psycopg.Connection, job_id: str, publish: Publish) -> dict[str, Any]:
+def revert_job(conn: Connection, job_id: str, publish: Publish) -> Row:
     """completed → reverting: its inserted, unchanged leads are deleted in slices."""
     job = conn.execute(queries()["get_job"], {"id": job_id}).fetchone()
     if job is None:
@@ -224,13 +231,11 @@ def revert_job(conn: psycopg.Connection, job_id: str, publish: Publish) -> dict[
     return begin_phase(conn, job_id, "revert", "revert", publish, revert_cursor=0)
 
 
-def remap_job(conn: psycopg.Connection, job_id: str, mapping: list[str | None], publish: Publish) -> dict[str, Any]:
+def remap_job(conn: Connection, job_id: str, mapping: list[str | None], publish: Publish) -> Row:
     """ready → parsing with a new mapping (already checked): the staged rows and parse counts
     are dropped, and the parse phase re-enters at slice 1 (the file was validated) under a new run."""
     with conn.transaction():
-        job = conn.execute(queries()["lock_job"], {"id": job_id}).fetchone()
-        if job is None:
-            raise JobNotFound()
+        job = _lock(conn, job_id)
         if job["status"] != Status.READY:
             raise IllegalTransition(f"the mapping can be changed only while the job is ready; it is {job['status']}")
         conn.execute(queries()["delete_staged_rows"], {"id": job_id})

@@ -27,7 +27,7 @@ from lib.parse.detect import FileScanner, inspect
 from lib.parse.errors import ParseError
 from lib.parse.reader import iter_records
 from lib.parse.rows import RowChecker
-from lib.slices import SliceContext, SliceResult
+from lib.slice_types import SliceContext, SliceResult
 from lib.storage import ObjectMissing
 
 SCAN_CHUNK = 1 << 20
@@ -57,7 +57,7 @@ def validate(ctx: SliceContext) -> SliceResult:
         queries()["earlier_job_same_file"], {"org": job["organization_id"], "sha": scan.sha256, "id": job["id"]}
     ).fetchone()
     return SliceResult(
-        cursors={"parse": facts.data_offset},
+        cursor=facts.data_offset,
         estimated_total_rows=facts.estimated_rows,
         action="validated",
         changes={
@@ -115,14 +115,14 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
     rows = row_no - job["total_rows"]
     result = SliceResult(
         counts={"total_rows": rows, "valid_rows": valid, "invalid_rows": rows - valid},
-        cursors={"parse": cursor},
+        cursor=cursor,
         error_counts=errors,
         warning_counts=warnings,
         estimated_total_rows=_estimate(job, row_no, cursor),
     )
     result.counts["duplicate_rows"] = _mark_earlier_keys(conn, job, firsts, repeats)
     if done:
-        result.done, result.action = True, "parsed"
+        result.done = True
         result.estimated_total_rows = row_no
         result.changes = {"parse_finished_at": datetime.now(UTC)}
     return result

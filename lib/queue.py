@@ -12,10 +12,9 @@ from qstash.errors import SignatureError
 
 from lib.config import CLOCK_TOLERANCE_SECONDS, Settings
 from lib.errors import BadRequest, Unauthorized
+from lib.phases import PHASES
 
 log = logging.getLogger(__name__)
-
-PHASES = ("parse", "commit", "revert")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lib.db import queries
-from lib.slices import SliceContext, SliceResult
+from lib.slice_types import SliceContext, SliceResult
 
 
 def run_slice(ctx: SliceContext) -> SliceResult:
@@ -21,9 +21,8 @@ def run_slice(ctx: SliceContext) -> SliceResult:
     done = deleted < limit
     return SliceResult(
         counts={"reverted_rows": deleted},
-        cursors={"revert": job["revert_cursor"] + deleted},
+        cursor=job["revert_cursor"] + deleted,
         done=done,
-        action="reverted" if done else None,
         changes={"finished_at": datetime.now(UTC)} if done else {},
     )
 

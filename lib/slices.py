@@ -1,4 +1,4 @@
-"""The slice protocol, shared by every phase (parse, commit, revert).
+"""The slice protocol, shared by every phase (lib/phases.py).
 
 A message names (job, phase, run, slice). Handling it:
 
@@ -13,26 +13,30 @@ A message names (job, phase, run, slice). Handling it:
    the same transaction, whose every statement runs under `statement_timeout`;
 5. after the commit, the next message is published.
 
-A phase differs from another only in `run_slice`.
+A phase differs from another only in its entry of the registry (lib/phases.py): what one
+slice does, the status it runs in, the cursor it advances.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from lib import db, jobs
 from lib.config import Settings
-from lib.db import queries
+from lib.db import Connection, Row, queries
 from lib.errors import JobFailed
+from lib.phases import Phase
 from lib.queue import Message
+from lib.slice_types import SliceContext, SliceResult, SliceServices
+from lib.status import Status
 
 log = logging.getLogger(__name__)
 
@@ -40,38 +44,6 @@ COUNTERS = (
     "total_rows", "valid_rows", "invalid_rows", "duplicate_rows",
     "inserted_rows", "updated_rows", "skipped_rows", "reverted_rows",
 )  # fmt: skip
-
-
-@dataclass
-class SliceContext:
-    conn: psycopg.Connection
-    job: dict[str, Any]
-    msg: Message
-    settings: Settings
-    services: Any  # lib.app.Services: storage and friends
-    deadline: float
-
-
-@dataclass
-class SliceResult:
-    """What a slice did: counter deltas, cursor moves, and whether the phase is over.
-
-    `action` is the transition to apply with this slice (e.g. "validated", "parsed");
-    `changes` are job columns to set with it.
-    """
-
-    counts: dict[str, int] = field(default_factory=dict)
-    cursors: dict[str, int] = field(default_factory=dict)
-    error_counts: dict[str, int] = field(default_factory=dict)
-    warning_counts: dict[str, int] = field(default_factory=dict)
-    estimated_total_rows: int | None = None
-    done: bool = False
-    action: str | None = None
-    changes: dict[str, Any] = field(default_factory=dict)
-
-
-class Phase(Protocol):
-    def __call__(self, ctx: SliceContext) -> SliceResult: ...
 
 
 @dataclass(frozen=True)
@@ -83,11 +55,11 @@ class Reply:
 
 
 def handle(
-    conn: psycopg.Connection,
+    conn: Connection,
     msg: Message,
     settings: Settings,
-    services: Any,
-    phases: dict[str, Phase],
+    services: SliceServices,
+    phases: Mapping[str, Phase],
     publish: Callable[[Message], None],
 ) -> Reply:
     """Run the slice `msg` names, at most once, and publish its continuation."""
@@ -102,10 +74,11 @@ def handle(
             if verdict == "run":
                 assert job is not None
                 started = time.monotonic()
-                ctx = SliceContext(conn, job, msg, settings, services, started + settings.slice_seconds)
-                result = phases[msg.phase](ctx)
+                phase = phases[msg.phase]
+                ctx = SliceContext(conn, job, settings, services, started + settings.slice_seconds)
+                result = phase.run_slice(ctx)
                 work = time.monotonic() - started
-                job = _finish(conn, msg, result)
+                job = _finish(conn, msg, phase, result)
     except psycopg.errors.LockNotAvailable:
         # The job (or, in a commit or revert, the organization's leads) is busy with another
         # delivery. Come back later rather than wait: a 2xx, so QStash's retries are kept
@@ -131,10 +104,10 @@ def handle(
     return Reply(200, "done", work_seconds=work)
 
 
-def _check(job: dict[str, Any] | None, msg: Message) -> str:
+def _check(job: Row | None, msg: Message) -> str:
     if job is None or job["run"] != msg.run or job["phase"] != msg.phase:
         return "stale"
-    if jobs.Status(job["status"]) not in jobs.ACTIVE:
+    if Status(job["status"]) not in jobs.ACTIVE:
         return "stale"
     if msg.slice < job["slice_no"]:
         return "done"
@@ -143,10 +116,10 @@ def _check(job: dict[str, Any] | None, msg: Message) -> str:
     return "run"
 
 
-def _finish(conn: psycopg.Connection, msg: Message, r: SliceResult) -> dict[str, Any]:
-    params: dict[str, Any] = {c: r.counts.get(c, 0) for c in COUNTERS}
+def _finish(conn: Connection, msg: Message, phase: Phase, r: SliceResult) -> Row:
+    params: dict[str, object] = {c: r.counts.get(c, 0) for c in COUNTERS}
     params.update(
-        {f"{p}_cursor": r.cursors.get(p) for p in ("parse", "commit", "revert")},
+        cursor=r.cursor,
         error_counts=Jsonb(r.error_counts),
         warning_counts=Jsonb(r.warning_counts),
         estimated_total_rows=r.estimated_total_rows,
@@ -154,18 +127,20 @@ def _finish(conn: psycopg.Connection, msg: Message, r: SliceResult) -> dict[str,
         run=msg.run,
         slice_no=msg.slice,
     )
-    job = conn.execute(queries()["finish_slice"], params).fetchone()
+    statement = sql.SQL(queries()["finish_slice"]).format(cursor=sql.Identifier(phase.cursor))
+    job = conn.execute(statement, params).fetchone()
     assert job is not None, "the locked job must match its run and slice"
     if job["sweep_attempts"]:
         # Progress: the sweep's bound counts resumes in a row that brought none.
         job = conn.execute(queries()["reset_sweep_attempts"], {"id": msg.job}).fetchone()
-    if r.action:
-        job = jobs.transition(conn, msg.job, r.action, **r.changes)
+    action = phase.done_action if r.done else r.action
+    if action:
+        job = jobs.transition(conn, msg.job, action, **r.changes)
     return job
 
 
 def fail_job(
-    conn: psycopg.Connection, job_id: str, message: str, *, run: int | None = None, slice_no: int | None = None
+    conn: Connection, job_id: str, message: str, *, run: int | None = None, slice_no: int | None = None
 ) -> bool:
     """Mark an active job failed with a message a person can act on.
 
@@ -179,7 +154,7 @@ def fail_job(
             return False
         if slice_no is not None and job["slice_no"] > slice_no:
             return False
-        if jobs.Status(job["status"]) not in jobs.TRANSITIONS["fail"][0]:
+        if Status(job["status"]) not in jobs.TRANSITIONS["fail"][0]:
             return False
         jobs.transition(conn, job_id, "fail", error_message=message, finished_at=datetime.now(UTC))
         return True

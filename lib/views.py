@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib.jobs import Status
+from lib.phases import progress
 
 PUBLIC_FIELDS = (
     "id", "organization_id", "created_by", "status", "phase", "run", "file_name", "file_size",
@@ -16,15 +16,6 @@ PUBLIC_FIELDS = (
 )  # fmt: skip
 
 
-def rows_done(job: dict[str, Any]) -> int:
-    """Progress of the current phase, in rows."""
-    if job["phase"] == "commit":
-        return job["commit_cursor"]
-    if job["phase"] == "revert":
-        return job["revert_cursor"]
-    return job["total_rows"]
-
-
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
     view = {k: job.get(k) for k in PUBLIC_FIELDS}
     for k, v in view.items():
@@ -32,8 +23,7 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
             view[k] = v.isoformat()
         elif k in ("id", "organization_id", "created_by", "duplicate_of_job_id") and v is not None:
             view[k] = str(v)
-    view["rows_done"] = rows_done(job)
-    # While the file is being read, the total is an estimate from the bytes read so far.
-    reading = job["phase"] == "parse" and job["status"] in (Status.PENDING, Status.VALIDATING, Status.PARSING)
-    view["rows_expected"] = job["estimated_total_rows"] if reading else job["total_rows"]
+    # The current phase's progress in rows (lib/phases.py): while the file is being read,
+    # the rows expected are an estimate from the bytes read so far.
+    view["rows_done"], view["rows_expected"] = progress(job)
     return view

@@ -19,11 +19,11 @@ from flask import Blueprint, Response, jsonify, request
 from lib import db, manager, review
 from lib.db import queries
 from lib.errors import BadRequest, IllegalTransition
-from lib.jobs import Status
 from lib.parse.errors import MappingInvalid
 from lib.parse.mapping import check_mapping
 from lib.routes.guard import authenticate, int_arg, load_job
 from lib.services import connection, services
+from lib.status import Status
 from lib.views import job_view
 
 bp = Blueprint("review", __name__, url_prefix="/api/jobs")

@@ -35,7 +35,7 @@ def qstash_signed(view: Any) -> Any:
     return wrapper
 
 
-@bp.post("/<any(parse, commit, revert):phase>")
+@bp.post(f"/<any({', '.join(PHASES)}):phase>")
 @qstash_signed
 def run_slice(phase: str) -> Any:
     started = time.time()

@@ -4,9 +4,6 @@
 -- name: get_job
 select * from import_jobs where id = %(id)s
 
--- name: get_org_job
-select * from import_jobs where id = %(id)s and organization_id = %(org)s
-
 -- name: lock_job
 -- idle_seconds is measured by the database clock, the one that wrote the heartbeat.
 select *, extract(epoch from now() - coalesce(heartbeat_at, updated_at))::float8 as idle_seconds
@@ -24,13 +21,12 @@ returning *
 
 -- name: finish_slice
 -- One statement per slice: cursor, counters and heartbeat move together, guarded by the
--- run and slice number so a slice can never be counted twice.
+-- run and slice number so a slice can never be counted twice. {cursor}: the column of the
+-- slice's phase (lib/phases.py).
 update import_jobs set
   slice_no = slice_no + 1,
   slices_done = slices_done + 1,
-  parse_cursor = coalesce(%(parse_cursor)s, parse_cursor),
-  commit_cursor = coalesce(%(commit_cursor)s, commit_cursor),
-  revert_cursor = coalesce(%(revert_cursor)s, revert_cursor),
+  {cursor} = coalesce(%(cursor)s, {cursor}),
   total_rows = total_rows + %(total_rows)s,
   valid_rows = valid_rows + %(valid_rows)s,
   invalid_rows = invalid_rows + %(invalid_rows)s,
@@ -48,20 +44,14 @@ where id = %(id)s and run = %(run)s and slice_no = %(slice_no)s
 returning *
 
 -- name: stalled_jobs
--- Found by heartbeat, not by time since start: a long healthy job keeps beating.
+-- Found by heartbeat, not by time since start: a long healthy job keeps beating. %(active)s:
+-- the statuses in which slices run (lib/jobs.py ACTIVE). SKIP LOCKED leaves out the jobs a
+-- slice holds right now; the locks end with this statement's transaction (lib/manager.py sweep).
 select * from import_jobs
-where status in ('validating', 'parsing', 'committing', 'reverting')
+where status = any(%(active)s::import_status[])
   and heartbeat_at < now() - make_interval(secs => lease_seconds)
 order by heartbeat_at
 for update skip locked
-
--- name: begin_run
--- A (re)start of the job's current phase under a new run: messages of older runs become stale.
-update import_jobs set
-  run = run + 1, status = %(status)s, heartbeat_at = now(), updated_at = now(),
-  error_message = null, finished_at = null, sweep_attempts = %(sweep_attempts)s
-where id = %(id)s and run = %(run)s and status = any(%(allowed)s::import_status[])
-returning *
 
 -- name: reset_parse
 -- Restart from scratch: the parse phase from byte 0, with nothing staged or counted.

@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from lib import db, manager
-from lib.config import Settings
+from lib.config import Settings, environment
 from lib.db import queries
 from lib.errors import LeadImportError
 from lib.jobs import ACTIVE
@@ -25,14 +25,18 @@ from lib.phases import progress
 from lib.queue import Publisher
 from lib.status import Status
 from lib.storage import storage_from_env
+from lib.views import summary
 
 # Where following a job stops: it waits for a person (ready), or it is over.
 FINAL = frozenset(Status) - ACTIVE - {Status.PENDING}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"), format="%(asctime)s %(name)s %(message)s")
+def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Run one command; `env` stands for the process environment (lib.config.environment())."""
+    env = environment() if env is None else dict(env)
+    args = _parser(env).parse_args(argv)
+    args.env = env
+    logging.basicConfig(level=env.get("LOG_LEVEL", "WARNING"), format="%(asctime)s %(name)s %(message)s")
     try:
         return args.func(args)
     except LeadImportError as exc:
@@ -40,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lib", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(required=True, metavar="COMMAND")
 
@@ -64,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     retry.set_defaults(func=cmd_retry)
 
     serve = sub.add_parser("serve", help="run the local stack (database, QStash, storage, endpoints)")
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument("--port", type=int, default=int(env.get("PORT", "8000")))
     serve.set_defaults(func=cmd_serve)
 
     mig = sub.add_parser("migrate", help="apply the migrations to DATABASE_URL")
@@ -94,8 +98,8 @@ def _commit_options(p: argparse.ArgumentParser) -> None:
 class Stack:
     """The configured stack, or the local one: reused when `serve` runs, else started here."""
 
-    def __init__(self) -> None:
-        env = dict(os.environ)
+    def __init__(self, env: Mapping[str, str]) -> None:
+        env = dict(env)
         self.local: Any = None
         if not (env.get("QSTASH_TOKEN") and env.get("DATABASE_URL") and env.get("APP_URL")):
             from lib.local.stack import LocalStack, running_stack_env
@@ -118,7 +122,7 @@ class Stack:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    url = os.environ.get("DATABASE_URL")
+    url = args.env.get("DATABASE_URL")
     if not url:
         print("error: set DATABASE_URL to the database to migrate", file=sys.stderr)
         return 2
@@ -130,7 +134,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from lib.local.stack import LocalStack
 
-    stack = LocalStack(port=args.port)
+    stack = LocalStack(args.env, port=args.port)
     env = stack.start()
     stack.write_state()
     print(f"app        {env['APP_URL']}  (POST /api/import/parse, /api/import/commit, /api/jobs ...)")
@@ -158,11 +162,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    stack = Stack()
+    stack = Stack(args.env)
     try:
         rows = stack.conn.execute(queries()["list_jobs"], {"limit": args.limit}).fetchall()
         if args.json:
-            print(json.dumps([summary(stack.conn, r) for r in rows], indent=2))
+            print(json.dumps([summary(r) for r in rows], indent=2))
         else:
             for r in rows:
                 print(
@@ -178,7 +182,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not args.file.is_file():
         print(f"error: no such file: {args.file}", file=sys.stderr)
         return 2
-    stack = Stack()
+    stack = Stack(args.env)
     try:
         org, user = _org_and_user(stack, args.org)
         key = f"{org}/{uuid.uuid4()}/{args.file.name}"
@@ -195,7 +199,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    stack = Stack()
+    stack = Stack(args.env)
     try:
         manager.retry_job(stack.conn, args.job_id, stack.publish, force=args.force, restart=args.restart)
         return _follow_and_commit(stack, args.job_id, args)
@@ -231,9 +235,9 @@ def _follow_and_commit(stack: Stack, job_id: str, args: argparse.Namespace) -> i
         manager.commit_job(stack.conn, job_id, body, stack.publish)
         job = follow(stack.conn, job_id, quiet=quiet)
     if quiet:
-        print(json.dumps(summary(stack.conn, job), indent=2))
+        print(json.dumps(summary(job), indent=2))
     else:
-        print_final(stack.conn, job)
+        print_final(job)
     return 0 if job["status"] == Status.COMPLETED else 1
 
 
@@ -271,32 +275,3 @@ def follow(conn: Any, job_id: str, *, quiet: bool = False, poll: float = 0.05) -
     finally:
         for bar in bars.values():
             bar.close()
-
-
-def summary(conn: Any, job: dict[str, Any]) -> dict[str, Any]:
-    """The JSON object of `import --json` (README "Command line")."""
-
-    def seconds(a: Any, b: Any) -> float | None:
-        return round((b - a).total_seconds(), 3) if a and b else None
-
-    return {
-        "job_id": str(job["id"]),
-        "status": job["status"],
-        "file_name": job["file_name"],
-        "total_rows": job["total_rows"],
-        "valid_rows": job["valid_rows"],
-        "invalid_rows": job["invalid_rows"],
-        "duplicate_rows": job["duplicate_rows"],
-        "inserted_rows": job["inserted_rows"],
-        "updated_rows": job["updated_rows"],
-        "skipped_rows": job["skipped_rows"],
-        "errors": job["error_counts"],
-        "warnings": job["warning_counts"],
-        "duplicate_of_job_id": str(job["duplicate_of_job_id"]) if job["duplicate_of_job_id"] else None,
-        "error_message": job["error_message"],
-        "elapsed_seconds": {
-            "parse": seconds(job["created_at"], job["parse_finished_at"]),
-            "commit": seconds(job["commit_started_at"], job["finished_at"]),
-            "total": seconds(job["created_at"], job["finished_at"] or job["parse_finished_at"]),
-        },
-    }

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from lib import review
+from lib.db import Connection, Row
 
-from lib.db import queries
 
-
-def _examples(conn: Any, job: dict[str, Any], *, warnings: bool) -> list[str]:
-    counts = job["warning_counts" if warnings else "error_counts"]
-    codes = sorted(counts, key=counts.get, reverse=True)
-    rows = conn.execute(
-        queries()["review_examples"], {"job": job["id"], "warnings": warnings, "limit": 5, "codes": codes}
-    ).fetchall()
+def _examples(conn: Connection, job: Row, *, warnings: bool) -> list[str]:
     lines = []
-    for r in sorted(rows, key=lambda r: codes.index(r["code"])):
-        n = counts[r["code"]]
-        more = f" and {n - len(r['rows'])} more" if n > len(r["rows"]) else ""
-        lines.append(f"    {r['code']:<16} {n:>8}   rows {', '.join(map(str, r['rows']))}{more}")
+    for c in review.codes(conn, job, warnings=warnings):
+        n, rows = c["count"], c["example_rows"]
+        more = f" and {n - len(rows)} more" if n > len(rows) else ""
+        lines.append(f"    {c['code']:<16} {n:>8}   rows {', '.join(map(str, rows))}{more}")
     return lines
 
 
-def print_review(conn: Any, job: dict[str, Any]) -> None:
+def print_review(conn: Connection, job: Row) -> None:
     print()
     print(f"Review of {job['file_name']} ({job['encoding']}, delimiter {job['delimiter']!r})")
     mapped = [f"{h} → {f}" for h, f in zip(job["header"], job["mapping"], strict=True) if f]
@@ -44,7 +38,7 @@ def print_review(conn: Any, job: dict[str, Any]) -> None:
     print()
 
 
-def print_final(conn: Any, job: dict[str, Any]) -> None:
+def print_final(job: Row) -> None:
     print()
     print(f"Job {job['id']}: {job['status']}")
     if job["error_message"]:

@@ -1,7 +1,9 @@
 """Settings, read once from the environment (the names of the README's "Environment").
 
-Nothing else in the package reads os.environ: the local stack fills the same names
-(lib/local/stack.py), so product code never asks "am I local?".
+`environment()` is the one place product code reads os.environ: Settings.from_env() reads
+its mapping, and so does the CLI for its own few names (LOG_LEVEL, PORT, DATABASE_URL of
+`migrate`). The local stack (lib/local/) fills the same names, so product code never asks
+"am I local?".
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ from pathlib import Path
 # Clocks of Vercel functions, Supabase Auth and QStash drift a little: a user token's and a
 # QStash signature's time claims (exp, nbf) are checked with this much leeway.
 CLOCK_TOLERANCE_SECONDS = 10
+
+
+def environment() -> dict[str, str]:
+    """A copy of the process environment."""
+    return dict(os.environ)
 
 
 def supabase_url(env: Mapping[str, str]) -> str | None:
@@ -69,7 +76,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
+        env = environment() if env is None else dict(env)
         return cls(
             database_url=env.get("DATABASE_URL", ""),
             app_url=_app_url(env),

@@ -1,4 +1,6 @@
-"""The review of a parsed job: why a row is invalid, in words, and the error report CSV.
+"""The review of a parsed job: its codes with example rows, why a row is invalid, in words,
+and the error report CSV. The frontend's review (lib/routes/review.py) and the CLI's
+(lib/cli_output.py) show the same.
 
 The report is made for Excel, French Excel first: UTF-8 with a byte order mark (without
 it Excel reads the file as cp1252), `;` between cells, CRLF line ends. A cell that a
@@ -16,6 +18,9 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from lib.db import Connection, Row, queries
+
+EXAMPLES = 5  # example rows shown per code
 ERROR_TEXT = {
     "no_contact": "No valid email and no valid phone number: the row cannot be imported.",
     "malformed_row": "The row has more cells than the header has columns (a stray delimiter or quote?).",
@@ -37,6 +42,26 @@ def describe(code: str, *, warning: bool = False) -> str:
     """The human text of an error (or warning) code."""
     text = (WARNING_TEXT if warning else ERROR_TEXT).get(code)
     return text or code.replace("_", " ").capitalize() + "."
+
+
+def codes(conn: Connection, job: Row, *, warnings: bool) -> list[dict[str, Any]]:
+    """The job's error (or warning) codes, most frequent first, each with its count, its text
+    and the numbers of its first few rows."""
+    counts: dict[str, int] = job["warning_counts" if warnings else "error_counts"]
+    ordered = sorted(counts, key=lambda c: (-counts[c], c))
+    if not ordered:
+        return []
+    params = {"job": job["id"], "codes": ordered, "warnings": warnings, "limit": EXAMPLES}
+    examples = {r["code"]: r["rows"] for r in conn.execute(queries()["review_examples"], params)}
+    return [
+        {
+            "code": code,
+            "count": counts[code],
+            "message": describe(code, warning=warnings),
+            "example_rows": examples.get(code, []),
+        }
+        for code in ordered
+    ]
 
 
 def row_values(raw: Sequence[str], header: Sequence[str]) -> tuple[dict[str, str], list[str]]:

@@ -1,4 +1,4 @@
-"""What the frontend and the CLI see of a job."""
+"""What the frontend and the CLI see of a job: one view, which the CLI's JSON also prints."""
 
 from __future__ import annotations
 
@@ -27,3 +27,23 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
     # the rows expected are an estimate from the bytes read so far.
     view["rows_done"], view["rows_expected"] = progress(job)
     return view
+
+
+# `python -m lib import --json` names these fields its own way (scripts read them).
+CLI_NAMES = {"id": "job_id", "error_counts": "errors", "warning_counts": "warnings"}
+
+
+def summary(job: dict[str, Any]) -> dict[str, Any]:
+    """The JSON object of `import --json` and `jobs --json` (README "Command line"): the job's
+    view under the CLI's names, with the seconds each step took."""
+
+    def seconds(a: Any, b: Any) -> float | None:
+        return round((b - a).total_seconds(), 3) if a and b else None
+
+    out = {CLI_NAMES.get(k, k): v for k, v in job_view(job).items()}
+    out["elapsed_seconds"] = {
+        "parse": seconds(job["created_at"], job["parse_finished_at"]),
+        "commit": seconds(job["commit_started_at"], job["finished_at"]),
+        "total": seconds(job["created_at"], job["finished_at"] or job["parse_finished_at"]),
+    }
+    return out

@@ -6,17 +6,21 @@ is named too, as ``invalid_email`` / ``invalid_phone``). Warnings leave a valid 
 ``invalid_email`` / ``invalid_phone`` when the other contact is good (the raw value is kept,
 not used to match), ``undecodable_bytes`` when a cell holds bytes the file's encoding could
 not decode (shown as U+FFFD).
+
+Fields that are no lead column (lib/parse/mapping.py): a ``full_name`` cell is split into
+first_name, last_name (and a leading civility when the row has none) by split_full_name, in the
+order its header suggests (name_order); when the row's first_name or last_name column is
+filled, those win and the full name is kept in custom under its header. An ``owner`` cell is
+kept in custom under its header and in fields["owner"], where the commit's owner-column
+assignment reads it.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lib.parse.contact import normalize_email, phone_normalizer
-from lib.parse.mapping import check_mapping
+from lib.parse.mapping import check_mapping, name_order, split_full_name
 from lib.parse.reader import BLANK
-
-ERROR_CODES = ("malformed_row", "no_contact", "invalid_email", "invalid_phone")
-WARNING_CODES = ("invalid_email", "invalid_phone", "undecodable_bytes")
 
 
 @dataclass(slots=True)
@@ -45,8 +49,10 @@ class RowChecker:
         mapping = check_mapping(header, mapping)
         self.width = len(header)
         self.region = region.upper()
-        self._fields = [(i, f) for i, f in enumerate(mapping) if f is not None]
-        self._custom = [(i, header[i]) for i, f in enumerate(mapping) if f is None]
+        self._fields = [(i, f) for i, f in enumerate(mapping) if f is not None and f != "full_name"]
+        self._custom = [(i, header[i]) for i, f in enumerate(mapping) if f is None or f == "owner"]
+        full = mapping.index("full_name") if "full_name" in mapping else None
+        self._full_name = None if full is None else (full, header[full], name_order(header[full]))
         self._padding = [""] * self.width
         self._normalize_phone = phone_normalizer(self.region)
 
@@ -58,6 +64,17 @@ class RowChecker:
         padded = cells if len(cells) >= width else cells + self._padding[len(cells) :]
         fields = {f: v for i, f in self._fields if (v := padded[i].strip(blank))}
         custom = {name: v for i, name in self._custom if (v := padded[i].strip(blank))}
+        if self._full_name is not None and (v := padded[self._full_name[0]].strip(blank)):
+            if "first_name" in fields or "last_name" in fields:
+                custom[self._full_name[1]] = v
+            else:
+                civility, first, last = split_full_name(v, self._full_name[2])
+                if first:
+                    fields["first_name"] = first
+                if last:
+                    fields["last_name"] = last
+                if civility and "civility" not in fields:
+                    fields["civility"] = civility
         errors: list[str] = []
         warnings: list[str] = []
         if len(cells) > width and "".join(cells[width:]).strip(blank):

@@ -29,7 +29,6 @@ from lib.views import job_view
 bp = Blueprint("review", __name__, url_prefix="/api/jobs")
 bp.before_request(authenticate)
 
-EXAMPLES = 5
 PAGE, MAX_PAGE = 50, 500
 REPORT_PAGE = 1000  # rows per query while streaming the report
 
@@ -46,27 +45,9 @@ def errors(job_id: str) -> Any:
         invalid_rows=job["invalid_rows"],
         duplicate_rows=job["duplicate_rows"],
         duplicate_of_job_id=str(job["duplicate_of_job_id"]) if job["duplicate_of_job_id"] else None,
-        errors=_codes(job, warnings=False),
-        warnings=_codes(job, warnings=True),
+        errors=review.codes(connection(), job, warnings=False),
+        warnings=review.codes(connection(), job, warnings=True),
     )
-
-
-def _codes(job: dict[str, Any], *, warnings: bool) -> list[dict[str, Any]]:
-    counts: dict[str, int] = job["warning_counts" if warnings else "error_counts"]
-    codes = sorted(counts, key=lambda c: (-counts[c], c))
-    if not codes:
-        return []
-    params = {"job": job["id"], "codes": codes, "warnings": warnings, "limit": EXAMPLES}
-    examples = {r["code"]: r["rows"] for r in connection().execute(queries()["review_examples"], params)}
-    return [
-        {
-            "code": code,
-            "count": counts[code],
-            "message": review.describe(code, warning=warnings),
-            "example_rows": examples.get(code, []),
-        }
-        for code in codes
-    ]
 
 
 @bp.get("/<job_id>/invalid-rows")

@@ -20,12 +20,14 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lib.parse.contact import _parse_phone, _validate_email, normalize_email, normalize_phone
+from lib.parse.contact import normalize_email, normalize_phone
+from lib.parse.contact import parse_phone as _parse_phone
+from lib.parse.contact import validate_email as _validate_email
 from lib.parse.detect import inspect_stream
 from lib.parse.reader import iter_records
 from lib.parse.rows import RowChecker
 from lib.parse.sample import write_sample_csv
-from lib.parse_slice import _copy_line as copy_line
+from lib.parse_slice import copy_line
 
 T = TypeVar("T")
 

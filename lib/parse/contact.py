@@ -38,11 +38,13 @@ def normalize_email(value: str) -> str | None:
         and not any(email.endswith(("." + d, "@" + d)) for d in _SPECIAL_DOMAINS)
     ):
         return email
-    return _validate_email(email)
+    return validate_email(email)
 
 
 @functools.lru_cache(maxsize=8192)
-def _validate_email(email: str) -> str | None:
+def validate_email(email: str) -> str | None:
+    """email-validator's answer for a lower-cased address, cached: normalize_email's slow
+    path (bench/parse_micro.py times it and empties its cache)."""
     try:
         valid = email_validator.validate_email(email, check_deliverability=False)
     except email_validator.EmailNotValidError:
@@ -67,16 +69,18 @@ def phone_normalizer(region: str) -> Callable[[str], str | None]:
         )
     fast = _fast_phone(region)
     if fast is None:
-        return functools.partial(_parse_phone, region=region)
+        return functools.partial(parse_phone, region=region)
 
     def normalize(value: str) -> str | None:
-        return fast(value) or _parse_phone(value, region)
+        return fast(value) or parse_phone(value, region)
 
     return normalize
 
 
 @functools.lru_cache(maxsize=8192)
-def _parse_phone(value: str, region: str) -> str | None:
+def parse_phone(value: str, region: str) -> str | None:
+    """phonenumbers' answer, cached: the slow path of phone_normalizer, and the reference its
+    fast path must agree with (tests/test_parse_contact.py)."""
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:

@@ -53,7 +53,7 @@ from lib.parse.mapping import LEAD_FIELDS, auto_map, check_mapping, normalize_na
         ("Pays", "country"),
         ("Country", "country"),
         ("Civilité", "civility"),
-        ("Title", "civility"),
+        ("Title", "job_title"),  # Salesforce, Zoho, Pipedrive; the civility beside a "Job Title" column
         ("Source", "source"),
         ("Origine", "source"),
         ("Commentaire", "notes"),

@@ -57,16 +57,21 @@ EXTRA_FIELDS = ("full_name", "owner")
 MAPPING_FIELDS = LEAD_FIELDS + EXTRA_FIELDS
 CONTACT_FIELDS = ("email", "phone")
 
+
+def _wordset(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
 # Words a header may hold around any field's term.
-_FILLERS = frozenset(
+_FILLERS = _wordset(
     "de du des d l la le les the of a au aux et "
     "contact contacts person personne lead leads prospect prospects piste pistes record fiche "
-    "principal principale primary main 1".split()
+    "principal principale primary main 1"
 )
 # Words that make a column a second one of its field: it loses to any first one.
-_SECONDARY = frozenset(
+_SECONDARY = _wordset(
     "2 3 4 5 6 7 8 9 secondary secondaire autre autres other others alternatif alternative "
-    "additional supplementaire bis second seconde deuxieme".split()
+    "additional supplementaire bis second seconde deuxieme"
 )
 _QUALIFIED = 1  # rank of a qualified column ("Mobile", "Email perso")
 _SECOND = 2  # rank of a second column ("E-mail 2")
@@ -86,12 +91,14 @@ class _Rule:
     words: dict[str, int]  # other words the field allows, with their rank
 
 
-def _rule(field: str, terms: str, *, qualified_terms: str = "", neutral: str = "", qualifiers: str = "", preferred: str = "") -> _Rule:
+def _rule(
+    field: str, terms: str, *, qualified_terms: str = "", neutral: str = "", qualifiers: str = "", preferred: str = ""
+) -> _Rule:
     """Terms are comma-separated, already normalized; word lists are space-separated."""
     ranked = [(t, 0) for t in terms.split(",")] + [(t, _QUALIFIED) for t in qualified_terms.split(",") if t.strip()]
-    words = {w: 0 for w in neutral.split()}
-    words |= {w: _QUALIFIED for w in qualifiers.split()}
-    words |= {w: _PREFERRED for w in preferred.split()}
+    words = dict.fromkeys(neutral.split(), 0)
+    words |= dict.fromkeys(qualifiers.split(), _QUALIFIED)
+    words |= dict.fromkeys(preferred.split(), _PREFERRED)
     return _Rule(field, tuple((tuple(t.split()), rank) for t, rank in ranked if t.split()), words)
 
 
@@ -101,8 +108,7 @@ _RULES = (
     _rule("last_name", "nom, nom de famille, last name, lastname, surname, family name, lname"),
     _rule(
         "full_name",
-        "nom complet, nom et prenom, nom prenom, noms et prenoms, prenom nom, prenom et nom, "
-        "full name, fullname, name",
+        "nom complet, nom et prenom, nom prenom, noms et prenoms, prenom nom, prenom et nom, full name, fullname, name",
     ),
     _rule(
         "email",
@@ -253,10 +259,8 @@ def owner_column(header: Sequence[str], mapping: Sequence[str | None]) -> str | 
 
 # -- full names --------------------------------------------------------------------------------
 
-_CIVILITIES = frozenset(
-    "m mr mme mmes mlle mlles mrs ms miss dr pr me monsieur madame mademoiselle mister".split()
-)
-_PARTICLES = frozenset("de du des d del della dela di da do dos das le la les van von der den ter ten".split())
+_CIVILITIES = _wordset("m mr mme mmes mlle mlles mrs ms miss dr pr me monsieur madame mademoiselle mister")
+_PARTICLES = _wordset("de du des d del della dela di da do dos das le la les van von der den ter ten")
 
 
 def name_order(header_name: str) -> str:

@@ -188,6 +188,11 @@ def test_lead_fields_cover_the_aliases():
         ("Country/Region", "country"),
         ("Account Name", "company"),
         ("Nom de l'entreprise", "company"),
+        ("Code postal (CP)", "postal_code"),
+        ("Post code", "postal_code"),
+        ("Fonction / Poste", "job_title"),
+        ("Owner Name", "owner"),
+        ("Nom du commercial", "owner"),
         # Unsure or another thing: kept as custom rather than guessed.
         ("Email Domain", None),
         ("Email Opt Out", None),

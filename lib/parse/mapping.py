@@ -134,6 +134,7 @@ _RULES = (
         "job_title",
         "fonction, poste, job title, jobtitle, job, position, titre du poste, intitule du poste, intitule de poste",
         qualified_terms="title",  # see auto_map: the civility when another column is the job title
+        neutral="fonction poste",
     ),
     _rule(
         "address",
@@ -143,7 +144,8 @@ _RULES = (
     ),
     _rule(
         "postal_code",
-        "code postal, codepostal, cp, c p, zip, zip code, zipcode, postcode, postal code, zip postal code",
+        "code postal, codepostal, cp, c p, zip, zip code, zipcode, postcode, post code, postal code, zip postal code",
+        neutral="cp zip",
         qualifiers=_PLACES,
     ),
     _rule("city", "ville, city, commune, localite, town", qualifiers=_PLACES),
@@ -160,6 +162,7 @@ _RULES = (
         "owner, proprietaire, responsable, commercial, vendeur, gestionnaire, charge d affaires, "
         "charge de compte, assigned to, assigne a, attribue a, sales rep, salesperson, "
         "account manager, suivi par",
+        neutral="name nom",
         qualifiers="sales commercial compte assigne assigned",
         preferred="email mail courriel",
     ),

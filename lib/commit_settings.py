@@ -73,10 +73,10 @@ class OwnerPicker:
             self.index += 1
             return owner
         if s.assignment == "column":
-            owner = self.members_by_email.get((cell or "").strip().lower())
-            if owner is None and cell and cell.strip():
+            member = self.members_by_email.get((cell or "").strip().lower())
+            if member is None and cell and cell.strip():
                 self.unknown += 1
-            return owner
+            return member
         return None
 
     def warnings(self) -> dict[str, int]:

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg.rows import tuple_row
+from psycopg.rows import TupleRow, tuple_row
 
 from lib import db
 from lib.commit_settings import CommitSettings, OwnerPicker
-from lib.db import queries
+from lib.db import Connection, queries
 from lib.slice_types import SliceContext, SliceResult
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Matcher:
         self.by_phone: dict[str, Any] = {}
         self.claimed: set[Any] = set()
 
-    def learn(self, rows: list[tuple]) -> None:
+    def learn(self, rows: list[TupleRow]) -> None:
         """The probes' answers for a chunk's rows. What the slice itself wrote comes first:
         the probes ran before the previous chunk's leads were inserted."""
         for _, _, email, phone, _, email_lead, email_mine, phone_lead, phone_mine in rows:
@@ -169,7 +169,7 @@ def _decide(
     job: dict[str, Any],
     after: int,
     until: int,
-    rows: list[tuple],
+    rows: list[TupleRow],
     matcher: Matcher,
     owners: OwnerPicker,
 ) -> Writes:
@@ -242,7 +242,7 @@ def _lead_id(prefix: str, row_no: int) -> str:
     return f"{prefix}{row_no:08x}"
 
 
-def _tuples(conn: Any, query: str, params: dict[str, Any]) -> list[tuple]:
+def _tuples(conn: Connection, query: str, params: dict[str, Any]) -> list[TupleRow]:
     return conn.cursor(row_factory=tuple_row).execute(queries()[query], params).fetchall()
 
 

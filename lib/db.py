@@ -10,6 +10,7 @@ import logging
 import re
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
@@ -43,7 +44,7 @@ def connect(url: str) -> Connection:
     return psycopg.connect(url, autocommit=True, prepare_threshold=None, row_factory=dict_row)
 
 
-def limit_waits(conn: psycopg.Connection, *, statement_seconds: float, lock_seconds: float) -> None:
+def limit_waits(conn: psycopg.Connection[Any], *, statement_seconds: float, lock_seconds: float) -> None:
     """Bound the current transaction's statements and lock waits (transaction-local, so it
     holds behind Supabase's transaction pooler too). A statement that runs past its limit
     raises QueryCanceled; a lock not granted in time raises LockNotAvailable."""
@@ -62,10 +63,8 @@ def migrate(url: str) -> list[str]:
     applied: list[str] = []
     with connect(url) as conn, conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('lead-import-migrate'))")
-        on_supabase = conn.execute("select exists (select 1 from pg_namespace where nspname = 'auth')").fetchone()[
-            "exists"
-        ]
-        if not on_supabase:
+        auth = conn.execute("select exists (select 1 from pg_namespace where nspname = 'auth')").fetchone()
+        if not (auth and auth["exists"]):  # not on Supabase
             conn.execute(SHIM.read_text())
         conn.execute("create schema if not exists supabase_migrations")
         conn.execute(

@@ -37,8 +37,8 @@ def create_job(
     storage_path: str,
     settings: dict[str, Any],
     lease_seconds: int,
-) -> dict[str, Any]:
-    return conn.execute(
+) -> Row:
+    job = conn.execute(
         queries()["insert_job"],
         {
             "org": org,
@@ -49,6 +49,8 @@ def create_job(
             "lease_seconds": lease_seconds,
         },
     ).fetchone()
+    assert job is not None, "insert ... returning gives the row"
+    return job
 
 
 def start_job(conn: Connection, job_id: str, publish: Publish) -> Row:
@@ -157,7 +159,8 @@ def _cannot_resume(conn: Connection, job: Row) -> str | None:
     """Why the job cannot resume at its cursor: its staged rows were purged (see sweep)."""
     if job["status"] not in (Status.FAILED, Status.CANCELLED) or job["phase"] == "revert" or not job["total_rows"]:
         return None
-    if conn.execute(queries()["staged_rows_exist"], {"id": job["id"]}).fetchone()["present"]:
+    staged = conn.execute(queries()["staged_rows_exist"], {"id": job["id"]}).fetchone()
+    if staged and staged["present"]:
         return None
     if job["commit_cursor"]:
         return (

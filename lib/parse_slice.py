@@ -72,7 +72,9 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
     checker = RowChecker(job["header"], job["mapping"], region=job["settings"].get("region", "FR"))
     cap = ctx.settings.parse_slice_rows
     start, row_no = job["parse_cursor"], job["total_rows"]
-    cursor, valid, errors, warnings = start, 0, {}, {}
+    cursor, valid = start, 0
+    errors: dict[str, int] = {}
+    warnings: dict[str, int] = {}
     firsts: dict[str, int] = {}  # match key -> its first row in this slice
     repeats: list[tuple[int, str]] = []  # later rows of this slice with one of those keys
     done = True
@@ -89,9 +91,12 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
         for cells, end in records:
             row_no += 1
             r = checker.check(row_no, cells)
-            first = firsts.setdefault(r.key, row_no) if r.key else row_no
-            if first != row_no:
-                repeats.append((row_no, r.key))
+            if key := r.key:
+                first = firsts.setdefault(key, row_no)
+                if first != row_no:
+                    repeats.append((row_no, key))
+            else:
+                first = row_no
             lines.append(copy_line(job_id, r, first))
             if len(lines) == COPY_BATCH:
                 copy.write(b"".join(lines))

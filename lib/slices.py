@@ -133,6 +133,7 @@ def _finish(conn: Connection, msg: Message, phase: Phase, r: SliceResult) -> Row
     if job["sweep_attempts"]:
         # Progress: the sweep's bound counts resumes in a row that brought none.
         job = conn.execute(queries()["reset_sweep_attempts"], {"id": msg.job}).fetchone()
+        assert job is not None, "the job is locked"
     action = phase.done_action if r.done else r.action
     if action:
         job = jobs.transition(conn, msg.job, action, **r.changes)

@@ -215,7 +215,7 @@ class S3Storage:
         response = self._call(key, "get_object", ("InvalidRange", "416"), Range=span)
         if response is None:
             return io.BytesIO(b"")
-        return io.BufferedReader(_S3Body(response["Body"]), buffer_size=_CHUNK)  # type: ignore[return-value]
+        return io.BufferedReader(_S3Body(response["Body"]), buffer_size=_CHUNK)
 
     def size(self, key: str) -> int:
         return self._call(key, "head_object")["ContentLength"]

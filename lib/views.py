@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from lib.phases import progress
@@ -19,7 +20,7 @@ PUBLIC_FIELDS = (
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
     view = {k: job.get(k) for k in PUBLIC_FIELDS}
     for k, v in view.items():
-        if hasattr(v, "isoformat"):
+        if isinstance(v, datetime):
             view[k] = v.isoformat()
         elif k in ("id", "organization_id", "created_by", "duplicate_of_job_id") and v is not None:
             view[k] = str(v)

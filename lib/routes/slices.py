@@ -45,8 +45,8 @@ def run_slice(phase: str) -> Any:
             raise BadRequest(f"a {msg.phase} message sent to the {phase} endpoint")
     except BadRequest as exc:
         # Signed but unusable: no retry can fix it, so tell QStash to stop (to its DLQ).
-        reply = jsonify(error="bad_message", message=exc.message)
-        return reply, 489, {"Upstash-NonRetryable-Error": "true"}
+        answer = jsonify(error="bad_message", message=exc.message)
+        return answer, 489, {"Upstash-NonRetryable-Error": "true"}
     svc = services()
     try:
         reply = slices.handle(connection(), msg, svc.settings, svc, PHASES, svc.publish)

@@ -325,8 +325,8 @@ def split_full_name(value: str, order: str = "first_last") -> tuple[str | None, 
         if all(caps[start:end]) and (start == 0 or end == n):
             if end == n and start > 1 and words[start - 1].casefold() in _PARTICLES:
                 start -= 1
-            first = words[:start] + words[end:]
-            return civility, " ".join(first), " ".join(words[start:end])
+            given = words[:start] + words[end:]
+            return civility, " ".join(given), " ".join(words[start:end])
     if order == "last_first":
         return civility, words[-1], " ".join(words[:-1])
     cut = next(

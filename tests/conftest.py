@@ -19,28 +19,22 @@ indirect=True)` picks one. `new_database(kind)` gives a test more databases of e
 
 from __future__ import annotations
 
-import itertools
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from bench.history import add_history
 from lib import db
-from lib.local.stack import LocalStack, embedded_server, stop_embedded_server
+from lib.local.databases import create_database, drop_database, embedded_database
+from lib.local.stack import LocalStack
+from tests.helpers import DB_KINDS, STRATEGY, TEMPLATES, fresh_database, make_stack
 
-DB_KINDS = ("fresh", "history")
-TEMPLATES = {kind: f"lead_import_{kind}_tpl_{os.getpid()}" for kind in DB_KINDS}
 _TEMPLATE_FIXTURES = {"fresh": "template_url", "history": "history_template_url"}
-# The history template holds about 200 MB: copying its files (after a checkpoint) is faster
-# than WAL_LOG's page by page copy, which suits the small fresh template better.
-_STRATEGY = {"fresh": "wal_log", "history": "file_copy"}
-_counter = itertools.count()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -61,77 +55,36 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("db_kind", DB_KINDS, indirect=True)
 
 
-def _with_db(url: str, name: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**info)
-
-
-def _drop(server_url: str, name: str) -> None:
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-
-
-def _copy(server_url: str, name: str, kind: str) -> str:
-    """Create database `name` as a copy of the template of `kind`; its URL."""
-    if kind not in TEMPLATES:
-        raise ValueError(f"no template {kind!r}: one of {', '.join(DB_KINDS)}")
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("create database {} template {} strategy {}").format(
-                sql.Identifier(name), sql.Identifier(TEMPLATES[kind]), sql.SQL(_STRATEGY[kind])
-            )
-        )
-    return _with_db(server_url, name)
-
-
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if url:
         yield url
         return
-    with tempfile.TemporaryDirectory(prefix="li-pg-") as tmp:
-        try:
-            yield embedded_server(Path(tmp)).get_uri()
-        finally:
-            stop_embedded_server(Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="li-pg-") as tmp, embedded_database(Path(tmp)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def template_url(server_url: str) -> Iterator[str]:
     """The "fresh" template: a migrated database."""
     name = TEMPLATES["fresh"]
-    _drop(server_url, name)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    url = _with_db(server_url, name)
+    drop_database(server_url, name)
+    url = create_database(server_url, name)
     db.migrate(url)
     yield url
-    _drop(server_url, name)
+    drop_database(server_url, name)
 
 
 @pytest.fixture(scope="session")
 def history_template_url(server_url: str, template_url: str) -> Iterator[str]:
     """The "history" template: the migrated one, then add_history (built on first use)."""
     name = TEMPLATES["history"]
-    _drop(server_url, name)
-    url = _copy(server_url, name, "fresh")
+    drop_database(server_url, name)
+    url = create_database(server_url, name, template=TEMPLATES["fresh"], strategy=STRATEGY["fresh"])
     add_history(url)
     yield url
-    _drop(server_url, name)
-
-
-@contextmanager
-def fresh_database(server_url: str, kind: str = "fresh") -> Iterator[str]:
-    """A new database copied from the template of `kind` ("fresh" or "history"), dropped
-    afterwards. That template must exist: request its fixture (template_url,
-    history_template_url), or use `database_url` or `new_database`, which build it."""
-    name = f"lead_import_t{os.getpid()}_{next(_counter)}"
-    try:
-        yield _copy(server_url, name, kind)
-    finally:
-        _drop(server_url, name)
+    drop_database(server_url, name)
 
 
 @pytest.fixture
@@ -168,17 +121,6 @@ def new_database(request: pytest.FixtureRequest, server_url: str) -> Iterator[Ca
 def conn(database_url: str) -> Iterator[psycopg.Connection]:
     with db.connect(database_url) as c:
         yield c
-
-
-def make_stack(database_url: str, tmp_path: Path, **env: str) -> LocalStack:
-    base = {
-        "PATH": os.environ.get("PATH", ""),
-        "DATABASE_URL": database_url,
-        "LOCAL_DATA_DIR": str(tmp_path / "local"),
-        "IMPORT_SLICE_SECONDS": "1.5",
-        **env,
-    }
-    return LocalStack(base, faults=env.get("LOCAL_QSTASH_FAULTS", ""))
 
 
 @pytest.fixture

@@ -6,11 +6,7 @@ Every import goes through the frontend's API: create, upload, start, commit.
 
 from __future__ import annotations
 
-import csv
-import json
 import threading
-import urllib.error
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,108 +14,12 @@ from typing import Any
 import pytest
 
 from lib import commit_slice
-from lib.auth import mint_token
 from lib.local.stack import LOCAL_MEMBERS, LOCAL_ORG
 from lib.parse.sample import write_sample_csv
-from lib.storage import storage_from_env
-from tests.conftest import make_stack
-from tests.helpers import wait_for_status
+from tests.helpers import LEAD_HEADER, Api, e164, finished, lead_rows, make_stack, phone, write_csv
 
 CAMILLE, LUCAS, MANON = (str(m[0]) for m in LOCAL_MEMBERS)
 EMAILS = [m[1] for m in LOCAL_MEMBERS]
-
-
-# -- driving the stack like a frontend --------------------------------------------------------
-
-
-class Api:
-    """The frontend's side: HTTP calls with a member's access token."""
-
-    def __init__(self, stack: Any, user: tuple[Any, str, str] = LOCAL_MEMBERS[0]):
-        self.stack = stack
-        self.base = stack.settings.app_url
-        self.token = mint_token(stack.env["SUPABASE_JWT_SECRET"], str(user[0]), user[1])
-
-    def call(self, method: str, path: str, body: Any = None, *, bearer: str | None = None) -> tuple[int, dict]:
-        """(status, JSON reply), with the member's token unless `bearer` says otherwise ("" = none)."""
-        bearer = self.token if bearer is None else bearer
-        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {bearer}"} if bearer else {})}
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
-
-    def stage(self, conn: Any, path: Path) -> str:
-        """Create a job for the file, upload it, parse it: the id of the ready job."""
-        status, body = self.call("POST", "/api/jobs", {"file_name": path.name})
-        assert status == 201, body
-        job_id = body["job"]["id"]
-        key = conn.execute("select storage_path from import_jobs where id = %s", (job_id,)).fetchone()["storage_path"]
-        settings = self.stack.settings
-        storage_from_env(settings.env, settings.local_data_dir).put(key, path.read_bytes())
-        status, body = self.call("POST", f"/api/jobs/{job_id}/start")
-        assert status == 202, body
-        job = wait_for_status(conn, job_id, {"ready", "failed"})
-        assert job["status"] == "ready", job["error_message"]
-        return job_id
-
-    def start_commit(self, job_id: str, **settings: Any) -> None:
-        status, body = self.call("POST", f"/api/jobs/{job_id}/commit", settings)
-        assert status == 202, body
-        assert body["job"]["status"] == "committing"
-
-    def commit(self, conn: Any, job_id: str, **settings: Any) -> dict[str, Any]:
-        self.start_commit(job_id, **settings)
-        return finished(conn, job_id, "completed")
-
-    def import_file(self, conn: Any, path: Path, **settings: Any) -> dict[str, Any]:
-        return self.commit(conn, self.stage(conn, path), **settings)
-
-    def revert(self, conn: Any, job_id: str) -> dict[str, Any]:
-        status, body = self.call("POST", f"/api/jobs/{job_id}/revert")
-        assert status == 202, body
-        return finished(conn, job_id, "reverted")
-
-
-def finished(conn: Any, job_id: str, status: str) -> dict[str, Any]:
-    job = wait_for_status(conn, job_id, {status, "failed"})
-    assert job["status"] == status, job["error_message"]
-    return job
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as f:
-        csv.writer(f, delimiter=";").writerows([header, *rows])
-    return path
-
-
-def phone(i: int) -> str:
-    """A valid French mobile number, unique per i, as a person types it: 06 12 xx xx xx."""
-    digits = f"0612{i:06d}"
-    return " ".join(digits[j : j + 2] for j in range(0, 10, 2))
-
-
-def e164(i: int) -> str:
-    return f"+33612{i:06d}"
-
-
-def lead_rows(keys: range, *, company: str = "ACME") -> list[list[str]]:
-    """Rows with email and phone, a phone-only row every 5th key, an invalid row every 11th."""
-    rows = []
-    for i in keys:
-        if i % 11 == 0:
-            rows.append(["", "inconnu", company, f"Ville {i}"])
-        elif i % 5 == 0:
-            rows.append(["", phone(i), company, f"Ville {i}"])
-        else:
-            rows.append([f"Lead{i}@Example.fr", phone(i), company, f"Ville {i}"])
-    return rows
-
-
-HEADER = ["E-mail", "Téléphone", "Société", "Ville"]
 
 
 def assert_counts_add_up(job: dict[str, Any]) -> None:
@@ -177,7 +77,7 @@ def api(stack: Any) -> Api:
 
 
 @pytest.fixture
-def sample(tmp_path: Path) -> tuple[Path, Any]:
+def leads_csv(tmp_path: Path) -> tuple[Path, Any]:
     path = tmp_path / "leads.csv"
     return path, write_sample_csv(path, 400, seed=5)
 
@@ -186,8 +86,10 @@ def sample(tmp_path: Path) -> tuple[Path, Any]:
 
 
 @pytest.mark.history
-def test_reimport_with_skip_update_and_create(api: Api, conn: Any, sample: tuple[Path, Any], chunk_rows: int) -> None:
-    path, stats = sample
+def test_reimport_with_skip_update_and_create(
+    api: Api, conn: Any, leads_csv: tuple[Path, Any], chunk_rows: int
+) -> None:
+    path, stats = leads_csv
     before = org_leads(conn)
     first = api.import_file(conn, path, assignment="user", owner="lucas@local.test")
     assert_counts_add_up(first)
@@ -262,8 +164,8 @@ def test_20000_rows_on_a_database_with_history(database_url: str, tmp_path: Path
     before = org_leads(conn)
     with make_stack(database_url, tmp_path, **env) as stack:
         api = Api(stack)
-        job_id = api.stage(conn, path)
-        parsed = conn.execute("select * from import_jobs where id = %s", (job_id,)).fetchone()
+        parsed = api.parse(conn, path)
+        job_id = parsed["id"]
         job = api.commit(conn, job_id, assignment="round_robin", owners=EMAILS)
         assert stack.wait_idle(30)
     assert (parsed["total_rows"], parsed["valid_rows"], parsed["invalid_rows"]) == (
@@ -389,11 +291,11 @@ def test_match_modes(api: Api, conn: Any, tmp_path: Path, match: str, chunk_rows
 
 
 def test_round_robin_is_even_and_the_same_with_tiny_slices_and_faults(
-    database_url: str, tmp_path: Path, conn: Any, sample: tuple[Path, Any]
+    database_url: str, tmp_path: Path, conn: Any, leads_csv: tuple[Path, Any]
 ) -> None:
     """One big slice, then (after a revert, in the same organization) slices of 7 rows with
     every kind of delivery fault: the same leads, owners and outcomes, row for row."""
-    path, _ = sample
+    path, _ = leads_csv
     runs = []
     for n, env in enumerate(
         [
@@ -456,11 +358,11 @@ def test_concurrent_overlapping_imports_leave_no_duplicate(
     reach the same keys at the same time."""
     a_keys = list(range(1, 241))
     b_keys = [i if i % 2 == 0 else 1000 + i for i in a_keys]
-    a = write_csv(tmp_path / "a.csv", HEADER, lead_rows(a_keys, company="A"))
-    b = write_csv(tmp_path / "b.csv", HEADER, lead_rows(b_keys, company="B"))
+    a = write_csv(tmp_path / "a.csv", LEAD_HEADER, lead_rows(a_keys, company="A"))
+    b = write_csv(tmp_path / "b.csv", LEAD_HEADER, lead_rows(b_keys, company="B"))
     with make_stack(database_url, tmp_path, IMPORT_COMMIT_SLICE_ROWS="5") as stack:
         api = Api(stack)
-        jobs = [api.stage(conn, a), api.stage(conn, b)]
+        jobs = [api.parse(conn, a)["id"], api.parse(conn, b)["id"]]
         gate = threading.Barrier(2)
 
         def commit(job_id: str) -> None:

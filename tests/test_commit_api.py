@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from lib.local.stack import LOCAL_MEMBERS
-from tests.test_commit import HEADER, Api, finished, lead_rows, write_csv
+from tests.helpers import LEAD_HEADER, Api, finished, lead_rows, write_csv
+from tests.helpers import job as job_row
 
 OTHER_ORG = uuid.UUID("00000000-0000-4000-8000-0000000000bb")
 OUTSIDER = (uuid.UUID("00000000-0000-4000-8000-0000000000b1"), "olga@other.test", "owner")
@@ -23,13 +24,9 @@ def api(stack: Any) -> Api:
 
 @pytest.fixture
 def ready_job(api: Api, conn: Any, tmp_path: Path) -> str:
-    header = [*HEADER, "Commercial"]
+    header = [*LEAD_HEADER, "Commercial"]
     rows = [[*r, "lucas@local.test"] for r in lead_rows(range(1, 13))]
-    return api.stage(conn, write_csv(tmp_path / "leads.csv", header, rows))
-
-
-def job_row(conn: Any, job_id: str) -> dict[str, Any]:
-    return conn.execute("select * from import_jobs where id = %s", (job_id,)).fetchone()
+    return str(api.parse(conn, write_csv(tmp_path / "leads.csv", header, rows))["id"])
 
 
 @pytest.mark.parametrize(
@@ -137,7 +134,8 @@ def test_unknown_jobs_and_other_organizations_jobs_are_404(
         "insert into organization_members (organization_id, user_id, email, role) values (%s, %s, %s, %s)",
         (OTHER_ORG, *OUTSIDER),
     )
-    theirs = Api(stack, OUTSIDER).stage(conn, write_csv(tmp_path / "theirs.csv", HEADER, lead_rows(range(1, 5))))
+    their_file = write_csv(tmp_path / "theirs.csv", LEAD_HEADER, lead_rows(range(1, 5)))
+    theirs = str(Api(stack, OUTSIDER).parse(conn, their_file)["id"])
     for job_id in (theirs, str(uuid.uuid4()), "not-a-uuid"):
         status, reply = api.call("POST", f"/api/jobs/{job_id}/{verb}", {})
         assert status == 404, (job_id, reply)
@@ -150,8 +148,8 @@ def test_unknown_jobs_and_other_organizations_jobs_are_404(
 @pytest.mark.parametrize("verb", ["commit", "revert"])
 def test_without_a_token_nothing_happens(api: Api, conn: Any, ready_job: str, verb: str) -> None:
     before = job_row(conn, ready_job)
-    assert api.call("POST", f"/api/jobs/{ready_job}/{verb}", {}, bearer="")[0] == 401
-    assert api.call("POST", f"/api/jobs/{ready_job}/{verb}", {}, bearer="not.a.token")[0] == 401
+    assert api.call("POST", f"/api/jobs/{ready_job}/{verb}", {}, token="")[0] == 401
+    assert api.call("POST", f"/api/jobs/{ready_job}/{verb}", {}, token="not.a.token")[0] == 401
     assert job_row(conn, ready_job) == before
 
 
@@ -161,12 +159,12 @@ def test_commit_body_must_be_a_json_object(api: Api, conn: Any, ready_job: str) 
 
 
 def test_history_lists_the_organizations_jobs_newest_first(api: Api, conn: Any, tmp_path: Path) -> None:
-    first = api.import_file(conn, write_csv(tmp_path / "first.csv", HEADER, lead_rows(range(1, 9))))
-    second = api.stage(conn, write_csv(tmp_path / "second.csv", HEADER, lead_rows(range(5, 13))))
+    first = api.import_file(conn, write_csv(tmp_path / "first.csv", LEAD_HEADER, lead_rows(range(1, 9))))
+    second = api.parse(conn, write_csv(tmp_path / "second.csv", LEAD_HEADER, lead_rows(range(5, 13))))["id"]
     status, reply = api.call("GET", "/api/jobs")
     assert status == 200
     jobs = reply["jobs"]
-    assert [j["id"] for j in jobs] == [second, str(first["id"])]
+    assert [j["id"] for j in jobs] == [str(second), str(first["id"])]
     latest, done = jobs
     assert (latest["status"], latest["file_name"]) == ("ready", "second.csv")
     assert (done["status"], done["file_name"]) == ("completed", "first.csv")

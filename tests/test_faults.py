@@ -10,7 +10,6 @@ and the number of slices with those of an undisturbed run.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,14 +24,16 @@ import psycopg
 import pytest
 
 from lib.parse.sample import SampleStats
-from tests.conftest import make_stack
-from tests.test_retry import (  # the helpers that drive the stack
+from tests.helpers import (
     ACTIVE,
+    ROUND_ROBIN,
     SMALL_SLICES,
     Api,
     age_heartbeat,
     finished,
+    free_port,
     job,
+    make_stack,
     outcome,
     sample,
     sweep,
@@ -95,7 +96,7 @@ def test_import_under_qstash_faults_ends_like_an_undisturbed_run(
     database_url, tmp_path, conn, file, baseline, name: str
 ) -> None:
     with make_stack(database_url, tmp_path, **SMALL_SLICES, LOCAL_QSTASH_FAULTS=FAULTS[name]) as stack:
-        job_id = Api(stack).import_file(conn, file[0])
+        job_id = Api(stack).import_file(conn, file[0], **ROUND_ROBIN)["id"]
         stack.wait_idle()
         assert_like_baseline(conn, job_id, baseline)
         stats = stack.qstash.stats
@@ -116,12 +117,6 @@ def test_a_failed_publish_when_starting_is_a_503_that_changes_nothing(database_u
 
 
 # -- the endpoint process killed with SIGKILL ------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def named(url: str, application_name: str) -> str:
@@ -204,7 +199,7 @@ def test_endpoint_killed_mid_slice_and_restarted(database_url, tmp_path, conn, f
         kill_mid_slice(conn, endpoint)
         endpoint.start()
         finished(conn, job_id, "ready")
-        api.commit(job_id)
+        api.start_commit(job_id, **ROUND_ROBIN)
         kill_mid_slice(conn, endpoint)
         endpoint.start()
         finished(conn, job_id, "completed")
@@ -236,8 +231,7 @@ def test_endpoint_down_longer_than_qstash_retries_is_resumed_by_the_sweep(
         age_heartbeat(conn, job_id)
         assert sweep(stack).json()["resumed"] == [job_id]
         finished(conn, job_id, "ready")
-        api.commit(job_id)
-        finished(conn, job_id, "completed")
+        api.commit(conn, job_id, **ROUND_ROBIN)
         stack.wait_idle()
         assert_like_baseline(conn, job_id, baseline)
 
@@ -276,7 +270,7 @@ def test_database_connection_dropped_mid_slice(database_url, tmp_path, conn, fil
         job_id = api.create(conn, file[0])
         kills = []
         # The killer runs only while slices do: the frontend's own calls are left alone.
-        for start, end in ((api.start, "ready"), (api.commit, "completed")):
+        for start, end in ((api.start, "ready"), (lambda j: api.start_commit(j, **ROUND_ROBIN), "completed")):
             start(job_id)
             killer = ConnectionKiller(database_url, job_id, limit=4)
             killer.start()

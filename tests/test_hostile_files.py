@@ -16,8 +16,7 @@ import psycopg
 import pytest
 
 from lib.local.stack import LocalStack
-from tests.conftest import make_stack
-from tests.test_retry import Api, finished, job, other_state, storage, wait_until
+from tests.helpers import ROUND_ROBIN, Api, finished, job, make_stack, other_state, staged, storage, wait_until
 
 GOOD = "E-mail;Téléphone;Nom;Prénom\r\n" + "".join(
     f"lead{i}@exemple.fr;06 12 34 56 {i:02d};Dupont;Zoé\r\n" for i in range(1, 6)
@@ -102,7 +101,7 @@ def hostile_stack(database_url: str, tmp_path: Path) -> Any:
 @pytest.fixture
 def earlier_import(hostile_stack: LocalStack, conn: psycopg.Connection) -> str:
     """Another job of the organization, completed, with its leads: must never change."""
-    return Api(hostile_stack).import_file(conn, EARLIER, "earlier.csv")
+    return Api(hostile_stack).import_file(conn, EARLIER, "earlier.csv", **ROUND_ROBIN)["id"]
 
 
 @pytest.mark.parametrize("name", list(REJECTED))
@@ -131,8 +130,7 @@ def test_a_rejected_file_fails_its_job_with_a_clear_message_and_touches_nothing(
 
 def commit_and_check(api: Api, conn: psycopg.Connection, job_id: str, before: dict[str, Any]) -> dict[str, Any]:
     """Commit a parsed hostile file: its valid rows become leads, nothing else changes."""
-    api.commit(job_id, {})
-    done = finished(conn, job_id, "completed")
+    done = api.commit(conn, job_id)
     api.stack.wait_idle()
     after = other_state(conn, job_id)
     new = [lead for lead in after["leads"] if str(lead["import_job_id"]) == job_id]
@@ -140,10 +138,6 @@ def commit_and_check(api: Api, conn: psycopg.Connection, job_id: str, before: di
     assert [lead for lead in after["leads"] if lead not in new] == before["leads"]
     assert {k: v for k, v in after.items() if k != "leads"} == {k: v for k, v in before.items() if k != "leads"}
     return done
-
-
-def staged(conn: psycopg.Connection, job_id: str) -> list[dict[str, Any]]:
-    return conn.execute("select * from staged_rows where job_id = %s order by row_no", (job_id,)).fetchall()
 
 
 def parse(api: Api, conn: psycopg.Connection, data: bytes) -> tuple[str, dict[str, Any]]:
@@ -238,7 +232,7 @@ def test_file_deleted_from_storage_mid_parse(database_url, tmp_path, conn) -> No
         database_url, tmp_path, IMPORT_PARSE_SLICE_ROWS="5", LOCAL_QSTASH_FAULTS="delay_ms=150-150"
     ) as stack:
         api = Api(stack)
-        earlier = api.import_file(conn, EARLIER, "earlier.csv")
+        earlier = api.import_file(conn, EARLIER, "earlier.csv", **ROUND_ROBIN)["id"]
         job_id = api.create(conn, ("E-mail;Téléphone\r\n" + rows).encode())
         before = other_state(conn, job_id)
         api.start(job_id)

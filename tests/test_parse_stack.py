@@ -9,146 +9,20 @@ are identical.
 from __future__ import annotations
 
 import time
-import uuid
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
 
-import httpx
-import psycopg
 import pytest
 
-from lib.auth import mint_token
-from lib.local.stack import LOCAL_MEMBERS, LocalStack
 from lib.parse.sample import write_sample_csv
-from lib.storage import storage_from_env
-from tests.conftest import make_stack
-from tests.helpers import wait_for_status
-
-COUNTS = ("total_rows", "valid_rows", "invalid_rows", "duplicate_rows", "error_counts", "warning_counts")
-STAGED = (
-    "select row_no, raw, fields, custom, email_normalized, phone_e164, match_key, errors, warnings, valid,"
-    " duplicate_of from staged_rows where job_id = %s order by row_no"
+from tests.helpers import (
+    BIG,
+    HEADER_FR,
+    Api,
+    assert_matches,
+    edge_case_file,
+    make_stack,
+    parse_counts,
+    staged,
 )
-
-
-# -- driving the stack, as the frontend does -----------------------------------------------
-
-
-def api(stack: LocalStack, member: int = 0, *, user: uuid.UUID | None = None, email: str | None = None) -> httpx.Client:
-    """An HTTP client of the stack's app, signed in as a local member (or as `user`)."""
-    user_id, member_email, _role = LOCAL_MEMBERS[member]
-    token = mint_token(stack.env["SUPABASE_JWT_SECRET"], str(user or user_id), email or member_email)
-    return httpx.Client(base_url=stack.env["APP_URL"], headers={"Authorization": f"Bearer {token}"}, timeout=30)
-
-
-def upload(stack: LocalStack, conn: psycopg.Connection, data: bytes, name: str = "leads.csv") -> str:
-    """POST /api/jobs, then the file into the job's storage path (the local stack has a
-    folder, not a bucket a browser could PUT to), then POST /start. Returns the job id."""
-    with api(stack) as client:
-        created = client.post("/api/jobs", json={"file_name": name})
-        assert created.status_code == 201, created.text
-        job_id = created.json()["job"]["id"]
-        path = conn.execute("select storage_path from import_jobs where id = %s", (job_id,)).fetchone()
-        storage_from_env(stack.settings.env, stack.settings.local_data_dir).put(path["storage_path"], data)
-        started = client.post(f"/api/jobs/{job_id}/start")
-        assert started.status_code == 202, started.text
-        assert started.json()["job"]["status"] == "validating"
-    return job_id
-
-
-def parse(stack: LocalStack, conn: psycopg.Connection, data: bytes, name: str = "leads.csv") -> dict[str, Any]:
-    """The job row once the file is parsed (ready)."""
-    job = wait_for_status(conn, upload(stack, conn, data, name), {"ready", "failed", "cancelled"}, timeout=120)
-    assert job["status"] == "ready", job["error_message"]
-    return job
-
-
-def staged(conn: psycopg.Connection, job_id: Any) -> list[dict[str, Any]]:
-    return conn.execute(STAGED, (job_id,)).fetchall()
-
-
-def counts(job: dict[str, Any]) -> dict[str, Any]:
-    return {k: job[k] for k in COUNTS}
-
-
-# -- the files ------------------------------------------------------------------------------
-
-HEADER_FR = "Civilité;Prénom;Nom;E-mail;Téléphone;Société;Commentaire"
-BIG = 200_000  # characters: above the csv module's default field limit (131,072)
-
-
-@dataclass
-class Expected:
-    """What a generated file holds, row by row, by construction."""
-
-    rows: int = 0
-    invalid: int = 0
-    duplicates: int = 0
-    errors: Counter = field(default_factory=Counter)
-    warnings: Counter = field(default_factory=Counter)
-
-
-def edge_case_file(n: int = 60, *, big_row: int | None = None) -> tuple[bytes, Expected]:
-    """A cp1252 `;` file with every shape a parse slice must get right, cycling over ten
-    kinds of rows: CRLF, LF and lone-CR line ends; quoted delimiters, quotes and line
-    breaks; NBSP around values; short and long ragged rows; blank lines (empty, spaces,
-    delimiters only, NBSP only); no contact; a bad email; in-file duplicates; no final
-    newline; and optionally a field of BIG characters."""
-    exp = Expected()
-    out = [HEADER_FR + "\r\n"]
-    emails: list[str] = []
-    for i in range(n):
-        phone = f"0612{i:06d}"
-        email = f"lea.martin{i}@exemple.fr"
-        kind = i % 10
-        end = "\n" if i % 3 == 0 else "\r\n"
-        comment = "Client fidèle — 1 200 €" if i % 4 == 0 else ""
-        if big_row is not None and i == big_row:
-            comment = ("é" * 99 + "a") * (BIG // 100)
-        if kind == 0:
-            line = f"M.;Léa;Martin;{email};{phone};Bœuf & Cie;{comment}"
-            emails.append(email)
-        elif kind == 1:
-            line = f'Mme;\xa0Zoé\xa0;Noël;{email};{phone};"Martin; Associés";{comment}'
-        elif kind == 2:
-            line = f'M.;Jérôme;Lefèvre;{email};{phone};"Le ""Petit"" Café";"Rappeler\r\nen août;\nvite"'
-        elif kind == 3:
-            line = f"Mme;Hélène;Dupont;{email};{phone}"  # short: padded
-        elif kind == 4:
-            line = f"M.;Trop;Long;{email};{phone};Société;{comment};en trop"
-            exp.invalid += 1
-            exp.errors["malformed_row"] += 1
-        elif kind == 5:
-            line = f"M.;Assez;Long;{email};{phone};;{comment};;"  # long, but only empty extra cells
-        elif kind == 6:
-            line = f"Mme;Sans;Contact;à voir;inconnu;Rien SA;{comment}"
-            exp.invalid += 1
-            exp.errors.update(["no_contact", "invalid_email", "invalid_phone"])
-        elif kind == 7:
-            line = f"M.;Mauvais;Mail;jean.dupont@;{phone};;{comment}"
-            exp.warnings["invalid_email"] += 1
-        elif kind == 8:
-            line = f"M.;Léa;Martin;{emails[-1].upper()};0781{i:06d};;doublon"
-            exp.duplicates += 1
-        else:
-            out.append(["\r\n", "   \n", ";;;;;;\r\n", "\xa0;\xa0\n"][i // 10 % 4])  # blank: not a row
-            line = f";;Mobile;;+33 6 12 {i:02d} 00 00;;"
-            end = "\r"  # a lone CR ends this one
-        exp.rows += 1
-        out.append(line + end)
-    text = "".join(out).rstrip("\r\n")  # no final newline
-    return text.encode("cp1252"), exp
-
-
-def assert_matches(job: dict[str, Any], exp: Expected) -> None:
-    assert job["total_rows"] == exp.rows
-    assert job["invalid_rows"] == exp.invalid
-    assert job["valid_rows"] == exp.rows - exp.invalid
-    assert job["duplicate_rows"] == exp.duplicates
-    assert job["error_counts"] == dict(exp.errors)
-    assert job["warning_counts"] == dict(exp.warnings)
-
 
 # -- files through the stack ----------------------------------------------------------------
 
@@ -156,7 +30,7 @@ def assert_matches(job: dict[str, Any], exp: Expected) -> None:
 @pytest.mark.history
 def test_excel_cp1252_semicolon_french_headers_and_edge_cases(stack, conn) -> None:
     data, exp = edge_case_file(60, big_row=20)
-    job = parse(stack, conn, data, "LEADCLIENT.csv")
+    job = Api(stack).parse(conn, data, "LEADCLIENT.csv")
     assert (job["encoding"], job["delimiter"]) == ("cp1252", ";")
     assert job["header"] == HEADER_FR.split(";")
     assert job["mapping"] == ["civility", "first_name", "last_name", "email", "phone", "company", "notes"]
@@ -194,7 +68,7 @@ def test_excel_cp1252_semicolon_french_headers_and_edge_cases(stack, conn) -> No
 
 def test_utf8_with_bom(stack, conn) -> None:
     text = "E-mail,Prénom,Nom\r\nhelene@exemple.fr,Hélène,Lefèvre\r\nzoe@exemple.fr,Zoé,Noël\r\n"
-    job = parse(stack, conn, b"\xef\xbb\xbf" + text.encode())
+    job = Api(stack).parse(conn, b"\xef\xbb\xbf" + text.encode())
     assert job["encoding"].replace("_", "-").lower() in ("utf-8", "utf8")
     assert job["header"] == ["E-mail", "Prénom", "Nom"]  # no BOM glued to the first header
     assert job["mapping"] == ["email", "first_name", "last_name"]
@@ -217,8 +91,8 @@ def test_crlf_lf_and_mixed_line_ends_stage_the_same_rows(stack, conn) -> None:
     }
     results = {}
     for name, text in variants.items():
-        job = parse(stack, conn, text.encode(), f"{name}.csv")
-        results[name] = (counts(job), staged(conn, job["id"]))
+        job = Api(stack).parse(conn, text.encode(), f"{name}.csv")
+        results[name] = (parse_counts(job), staged(conn, job["id"]))
     reference = results["crlf"]
     assert reference[0]["total_rows"] == 12 and reference[0]["valid_rows"] == 12
     for name, result in results.items():
@@ -227,16 +101,16 @@ def test_crlf_lf_and_mixed_line_ends_stage_the_same_rows(stack, conn) -> None:
 
 def test_same_file_twice_points_at_the_first_job(stack, conn) -> None:
     data, _ = edge_case_file(20)
-    first = parse(stack, conn, data, "a.csv")
+    first = Api(stack).parse(conn, data, "a.csv")
     assert first["duplicate_of_job_id"] is None
-    second = parse(stack, conn, data, "b.csv")
+    second = Api(stack).parse(conn, data, "b.csv")
     assert second["file_sha256"] == first["file_sha256"]
     assert second["duplicate_of_job_id"] == first["id"]
-    with api(stack) as client:
+    with Api(stack).client() as client:
         shown = client.get(f"/api/jobs/{second['id']}").json()["job"]
     assert shown["duplicate_of_job_id"] == str(first["id"])
     other, _ = edge_case_file(21)
-    assert parse(stack, conn, other, "c.csv")["duplicate_of_job_id"] is None
+    assert Api(stack).parse(conn, other, "c.csv")["duplicate_of_job_id"] is None
 
 
 def test_status_and_progress_over_http_while_parsing(database_url, tmp_path, conn) -> None:
@@ -245,8 +119,10 @@ def test_status_and_progress_over_http_while_parsing(database_url, tmp_path, con
     data, exp = edge_case_file(40)
     env = {"IMPORT_PARSE_SLICE_ROWS": "4", "LOCAL_QSTASH_FAULTS": "delay_ms=40-60,seed=3"}
     seen = []
-    with make_stack(database_url, tmp_path, **env) as s, api(s) as client:
-        job_id = upload(s, conn, data)
+    with make_stack(database_url, tmp_path, **env) as s, Api(s).client() as client:
+        api = Api(s)
+        job_id = api.create(conn, data)
+        api.start(job_id)
         while True:
             job = client.get(f"/api/jobs/{job_id}").json()["job"]
             seen.append(job)
@@ -281,13 +157,13 @@ def test_slice_caps_and_time_budgets_stage_identical_rows(database_url, tmp_path
     results = {}
     for name, env in SLICINGS.items():
         with make_stack(database_url, tmp_path, **env) as s:
-            job = parse(s, conn, data, f"{name}.csv")
+            job = Api(s).parse(conn, data, f"{name}.csv")
         results[name] = (job, staged(conn, job["id"]))
     reference_job, reference_rows = results["default"]
     assert_matches(reference_job, exp)
     assert len(reference_rows) == exp.rows
     for name, (job, rows) in results.items():
-        assert counts(job) == counts(reference_job), name
+        assert parse_counts(job) == parse_counts(reference_job), name
         assert rows == reference_rows, name
     # The slicings did happen (validating is slice 0; a last slice finds the end of the file).
     slices = {name: job["slices_done"] for name, (job, _) in results.items()}
@@ -306,7 +182,7 @@ def test_lead_client_sized_sample_counts_match_the_generator(database_url, tmp_p
     path = tmp_path / "LEADCLIENT.csv"
     stats = write_sample_csv(path, 210_202, seed=1)
     with make_stack(database_url, tmp_path, IMPORT_SLICE_SECONDS="1.5", **env) as s:
-        job = parse(s, conn, path.read_bytes(), path.name)
+        job = Api(s).parse(conn, path.read_bytes(), path.name)
     assert (job["encoding"], job["delimiter"]) == ("cp1252", ";")
     assert job["total_rows"] == stats.rows == 210_202
     assert job["valid_rows"] == stats.valid

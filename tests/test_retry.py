@@ -1,8 +1,8 @@
 """Nothing stuck, nothing lost: retry, cancel, the failure callback and the sweep, on the
 whole local stack (real Postgres, real HTTP, real QStash signatures).
 
-The helpers at the top drive the stack like a frontend and QStash do; test_faults.py,
-test_hostile_files.py and test_security.py use them too.
+Each disturbed import must end exactly like an undisturbed run of the same file
+(`baseline`: its counts, leads and owners, and every staged row's outcome).
 """
 
 from __future__ import annotations
@@ -16,225 +16,32 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
 from lib import db
-from lib.auth import mint_token
-from lib.local.qstash_server import LocalQStash, sign
-from lib.local.stack import LOCAL_MEMBERS, LocalStack
-from lib.parse.sample import SampleStats, write_sample_csv
-from lib.storage import storage_from_env
-from tests.conftest import fresh_database, make_stack
-from tests.helpers import wait_for_status
-
-ROWS = 500
-SMALL_SLICES = {"IMPORT_PARSE_SLICE_ROWS": "50", "IMPORT_COMMIT_SLICE_ROWS": "50"}
-ROUND_ROBIN = {"assign": "round-robin:" + ",".join(m[1] for m in LOCAL_MEMBERS)}
-ACTIVE = {"validating", "parsing", "committing", "reverting"}
-USER = object()  # Api.call's default: the member's own token
-CRON = object()  # sweep()'s default: the stack's cron secret
-COUNTS = (
-    "status", "phase", "total_rows", "valid_rows", "invalid_rows", "duplicate_rows", "inserted_rows",
-    "updated_rows", "skipped_rows", "reverted_rows", "error_counts", "warning_counts",
-)  # fmt: skip
-
-
-# -- driving the stack like a frontend and like QStash ----------------------------------------
-
-
-def app_url(stack: LocalStack) -> str:
-    """Where the stack's app really listens (APP_URL may name another process)."""
-    assert stack._server is not None
-    return f"http://127.0.0.1:{stack._server.server_port}"
-
-
-class Api:
-    """The frontend: real HTTP with a member's access token."""
-
-    def __init__(self, stack: LocalStack, user: tuple[Any, str, str] = LOCAL_MEMBERS[0], base: str | None = None):
-        self.stack = stack
-        self.base = base or app_url(stack)
-        self.token = mint_token(stack.env["SUPABASE_JWT_SECRET"], str(user[0]), user[1])
-
-    def call(
-        self, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None, token: Any = USER
-    ) -> tuple[int, Any]:
-        h = {"Content-Type": "application/json", **(headers or {})}
-        if token:
-            h["Authorization"] = f"Bearer {self.token if token is USER else token}"
-        resp = httpx.request(
-            method, self.base + path, content=None if body is None else json.dumps(body), headers=h, timeout=60
-        )
-        try:
-            return resp.status_code, resp.json()
-        except ValueError:
-            return resp.status_code, resp.text
-
-    def create(self, conn: psycopg.Connection, data: bytes, name: str = "leads.csv", **body: Any) -> str:
-        """A new job with its file uploaded: the id of the pending job."""
-        status, reply = self.call("POST", "/api/jobs", {"file_name": name, **body})
-        assert status == 201, reply
-        job_id = reply["job"]["id"]
-        storage(self.stack).put(job(conn, job_id)["storage_path"], data)
-        return job_id
-
-    def queue(self, path: str, body: Any = None) -> tuple[int, Any]:
-        """A call that queues work: a 503 (QStash unavailable, nothing changed) is retried,
-        as a frontend would."""
-        for _ in range(5):
-            status, reply = self.call("POST", path, body)
-            if status != 503:
-                break
-        return status, reply
-
-    def start(self, job_id: str) -> dict[str, Any]:
-        status, reply = self.queue(f"/api/jobs/{job_id}/start")
-        assert status == 202, reply
-        return reply["job"]
-
-    def retry(self, job_id: str, **body: Any) -> tuple[int, Any]:
-        return self.call("POST", f"/api/jobs/{job_id}/retry", body)
-
-    def cancel(self, job_id: str) -> tuple[int, Any]:
-        return self.call("POST", f"/api/jobs/{job_id}/cancel")
-
-    def commit(self, job_id: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        status, reply = self.queue(f"/api/jobs/{job_id}/commit", ROUND_ROBIN if body is None else body)
-        assert status == 202, reply
-        return reply["job"]
-
-    def parse(self, conn: psycopg.Connection, data: bytes, name: str = "leads.csv") -> str:
-        job_id = self.create(conn, data, name)
-        self.start(job_id)
-        finished(conn, job_id, "ready")
-        return job_id
-
-    def import_file(self, conn: psycopg.Connection, data: bytes, name: str = "leads.csv") -> str:
-        job_id = self.parse(conn, data, name)
-        self.commit(job_id)
-        finished(conn, job_id, "completed")
-        return job_id
-
-
-def storage(stack: LocalStack) -> Any:
-    return storage_from_env(stack.settings.env, stack.settings.local_data_dir)
-
-
-def job(conn: psycopg.Connection, job_id: str) -> dict[str, Any]:
-    return conn.execute("select * from import_jobs where id = %s", (job_id,)).fetchone()
-
-
-def finished(conn: psycopg.Connection, job_id: str, expected: str, timeout: float = 90) -> dict[str, Any]:
-    """Wait until the job leaves the active statuses; it must be in `expected`."""
-    row = wait_for_status(conn, job_id, {"ready", "completed", "failed", "cancelled", "reverted"}, timeout)
-    assert row["status"] == expected, f"{row['status']}: {row['error_message']}"
-    return row
-
-
-def wait_until(predicate: Any, timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-    return value
-
-
-def post_signed(stack: LocalStack, path: str, body: bytes, *, key: str | None = None, url: str | None = None) -> Any:
-    """A request signed like QStash's (sign() is what the local QStash itself uses)."""
-    s = stack.settings
-    signature = sign(key or s.current_signing_key, url or s.endpoint_url(path), body)
-    return httpx.post(
-        app_url(stack) + path,
-        content=body,
-        headers={"Upstash-Signature": signature, "Content-Type": "application/json"},
-        timeout=30,
-    )
-
-
-def slice_message(job_id: str, phase: str, run: int, slice_no: int) -> bytes:
-    return json.dumps({"job": job_id, "phase": phase, "run": run, "slice": slice_no}).encode()
-
-
-def lose_queued_messages(stack: LocalStack) -> None:
-    """QStash loses every message it holds (the chain of the running jobs breaks): the local
-    QStash is replaced by an empty one on the same port, without faults."""
-    old = stack.qstash
-    old.stop()
-    port = int(old.base_url.rsplit(":", 1)[1])
-    env = stack.env
-    stack.qstash = LocalQStash(
-        env["QSTASH_TOKEN"], env["QSTASH_CURRENT_SIGNING_KEY"], env["QSTASH_NEXT_SIGNING_KEY"], port=port
-    )
-    assert stack.qstash.start() == old.base_url
-
-
-def wait_stale(conn: psycopg.Connection, job_id: str) -> None:
-    """Real time passes until the job's heartbeat is older than its lease (a stuck job)."""
-    wait_until(
-        lambda: conn.execute(
-            "select now() - heartbeat_at > make_interval(secs => lease_seconds) as stale from import_jobs where id = %s",
-            (job_id,),
-        ).fetchone()["stale"],
-        what="the lease to expire",
-    )
-
-
-def outcome(conn: psycopg.Connection, job_id: str, *, slices: bool = False) -> dict[str, Any]:
-    """What an import did, free of ids and times: the job's counts, the organization's leads
-    (a multiset of their fields and owners), and each staged row's outcome and lead."""
-    row = job(conn, job_id)
-    counts = {k: row[k] for k in COUNTS + (("slices_done",) if slices else ())}
-    leads = conn.execute(
-        """select (to_jsonb(l) - array['id', 'created_at', 'updated_at', 'import_job_id',
-                  'updated_by_import_job_id'])::text as lead
-           from leads l where organization_id = %s""",
-        (row["organization_id"],),
-    ).fetchall()
-    staged = conn.execute(
-        """select s.row_no, s.valid, so.outcome, s.errors, s.warnings, s.duplicate_of, s.match_key,
-                  s.fields::text, l.email_normalized, l.phone_e164, l.owner_id
-           from staged_rows s left join staged_outcomes so on so.job_id = s.job_id and so.row_no = s.row_no
-           left join leads l on l.id = so.lead_id
-           where s.job_id = %s order by s.row_no""",
-        (job_id,),
-    ).fetchall()
-    return {"counts": counts, "leads": sorted(r["lead"] for r in leads), "staged": [tuple(r.values()) for r in staged]}
-
-
-def other_state(conn: psycopg.Connection, job_id: str | None = None) -> dict[str, Any]:
-    """Everything outside one job: other jobs, all leads, organizations and members."""
-    return {
-        "jobs": conn.execute(
-            "select * from import_jobs where id is distinct from %s order by id", (job_id,)
-        ).fetchall(),
-        "leads": conn.execute("select * from leads order by id").fetchall(),
-        "staged": conn.execute(
-            "select job_id, count(*) from staged_rows where job_id is distinct from %s group by 1 order by 1", (job_id,)
-        ).fetchall(),
-        "orgs": conn.execute("select * from organizations order by id").fetchall(),
-        "members": conn.execute("select * from organization_members order by organization_id, user_id").fetchall(),
-    }
-
-
-def sample(path: Path, rows: int = ROWS, seed: int = 5) -> tuple[bytes, SampleStats]:
-    stats = write_sample_csv(path, rows, seed=seed)
-    return path.read_bytes(), stats
-
-
-def undisturbed(server_url: str, tmp: Path, data: bytes, **env: str) -> dict[str, Any]:
-    """The outcome of an import nothing disturbed: what every disturbed run must end in."""
-    with (
-        fresh_database(server_url) as url,
-        make_stack(url, tmp, **SMALL_SLICES, **env) as stack,
-        db.connect(url) as c,
-    ):
-        job_id = Api(stack).import_file(c, data)
-        stack.wait_idle()
-        return outcome(c, job_id, slices=True)
-
+from lib.local.stack import LocalStack
+from lib.parse.sample import SampleStats
+from tests.helpers import (
+    ACTIVE,
+    ROUND_ROBIN,
+    SMALL_SLICES,
+    Api,
+    age_heartbeat,
+    finished,
+    job,
+    lose_queued_messages,
+    make_stack,
+    outcome,
+    post_signed,
+    same_as_baseline,
+    sample,
+    slice_message,
+    sweep,
+    undisturbed,
+    wait_stale,
+    wait_until,
+)
 
 # -- fixtures ---------------------------------------------------------------------------------
 
@@ -276,17 +83,9 @@ def stranded_job(api: Any, stack: LocalStack, conn: psycopg.Connection, data: by
 def commit_like_baseline(api: Any, stack: Any, conn: psycopg.Connection, job_id: str, baseline: dict) -> None:
     """From ready to completed, then exactly the undisturbed run's final state."""
     finished(conn, job_id, "ready")
-    api.commit(job_id)
-    finished(conn, job_id, "completed")
+    api.commit(conn, job_id, **ROUND_ROBIN)
     stack.wait_idle()
     same_as_baseline(outcome(conn, job_id, slices=True), baseline)
-
-
-def same_as_baseline(actual: dict[str, Any], baseline: dict[str, Any]) -> None:
-    expected = {**baseline, "counts": {k: v for k, v in baseline["counts"].items() if k in actual["counts"]}}
-    assert actual["counts"] == expected["counts"]
-    assert actual["leads"] == expected["leads"]
-    assert actual["staged"] == expected["staged"]
 
 
 # -- retry ------------------------------------------------------------------------------------
@@ -305,7 +104,7 @@ def test_retry_from_pending_starts_the_job(stack, conn, file) -> None:
 def test_retry_refusals_say_why_and_change_nothing(database_url, tmp_path, conn, file) -> None:
     with slow_stack(database_url, tmp_path) as stack:
         api = Api(stack)
-        ready = api.parse(conn, file[0])
+        ready = api.parse(conn, file[0])["id"]
         live = api.create(conn, file[0], "other.csv")
         api.start(live)
         before = job(conn, ready)
@@ -324,8 +123,7 @@ def test_retry_refusals_say_why_and_change_nothing(database_url, tmp_path, conn,
         finished(conn, live, "ready")
 
         # Completed, then restart of a committed import: refused with the reason.
-        api.commit(ready)
-        done = finished(conn, ready, "completed")
+        done = api.commit(conn, ready, **ROUND_ROBIN)
         for body, words in (({}, "completed job cannot be retried"), ({"restart": True}, "cannot be retried")):
             status, reply = api.retry(ready, **body)
             assert status == 409 and words in reply["message"], reply
@@ -360,8 +158,7 @@ def test_force_retry_takes_over_a_live_job_and_old_run_messages_do_nothing(
         assert status == 202, reply
         assert reply["job"]["run"] == 2 and reply["job"]["status"] == "parsing"
         finished(conn, job_id, "ready")
-        api.commit(job_id)
-        finished(conn, job_id, "completed")
+        api.commit(conn, job_id, **ROUND_ROBIN)
         stack.wait_idle()
         result = outcome(conn, job_id, slices=True)
         same_as_baseline(result, baseline)
@@ -405,7 +202,7 @@ def test_retry_of_a_stuck_job_resumes_each_phase_at_its_cursor(database_url, tmp
             if phase == "parse":
                 finished(conn, job_id, "ready")
                 stack.qstash.faults.delay_ms = (80, 120)  # slow again, to break the commit too
-                api.commit(job_id)
+                api.start_commit(job_id, **ROUND_ROBIN)
         finished(conn, job_id, "completed")
         stack.wait_idle()
         result = outcome(conn, job_id, slices=True)
@@ -436,7 +233,7 @@ def test_cancel_stops_at_a_slice_boundary_and_retry_completes(
         api.start(job_id)
         if phase == "commit":
             finished(conn, job_id, "ready")
-            api.commit(job_id)
+            api.start_commit(job_id, **ROUND_ROBIN)
         mid = 5 if phase == "parse" else 16  # the parse phase has 12 slices
         wait_until(lambda: (r := job(conn, job_id))["phase"] == phase and r["slices_done"] >= mid, what="mid-phase")
         status, reply = api.cancel(job_id)
@@ -454,7 +251,7 @@ def test_cancel_stops_at_a_slice_boundary_and_retry_completes(
         assert reply["job"]["status"] == ("parsing" if phase == "parse" else "committing")
         if phase == "parse":
             finished(conn, job_id, "ready")
-            api.commit(job_id)
+            api.start_commit(job_id, **ROUND_ROBIN)
         finished(conn, job_id, "completed")
         stack.wait_idle()
         same_as_baseline(outcome(conn, job_id, slices=True), baseline)
@@ -462,7 +259,7 @@ def test_cancel_stops_at_a_slice_boundary_and_retry_completes(
 
 def test_a_job_cancelled_while_ready_comes_back_ready_with_the_same_counts(stack, conn, file, baseline) -> None:
     api = Api(stack)
-    job_id = api.parse(conn, file[0])
+    job_id = api.parse(conn, file[0])["id"]
     ready = outcome(conn, job_id)
     status, reply = api.cancel(job_id)
     assert (status, reply["job"]["status"]) == (200, "cancelled")
@@ -472,8 +269,7 @@ def test_a_job_cancelled_while_ready_comes_back_ready_with_the_same_counts(stack
     again = outcome(conn, job_id)
     assert again["counts"] == ready["counts"]
     assert again == ready
-    api.commit(job_id)
-    finished(conn, job_id, "completed")
+    api.commit(conn, job_id, **ROUND_ROBIN)
     stack.wait_idle()
     same_as_baseline(outcome(conn, job_id), baseline)
 
@@ -514,8 +310,8 @@ def test_failure_callback_of_an_old_run_or_a_passed_slice_changes_nothing(databa
 
 def _old_callbacks_change_nothing(stack: LocalStack, conn: psycopg.Connection, data: bytes) -> None:
     api = Api(stack)
-    job_id = api.parse(conn, data)
-    api.commit(job_id)
+    job_id = api.parse(conn, data)["id"]
+    api.start_commit(job_id, **ROUND_ROBIN)
     wait_until(lambda: job(conn, job_id)["slices_done"] >= 15, what="a few commit slices")
     row = job(conn, job_id)
 
@@ -537,15 +333,6 @@ def _old_callbacks_change_nothing(stack: LocalStack, conn: psycopg.Connection, d
 # -- the sweep ----------------------------------------------------------------------------------
 
 
-def sweep(stack: LocalStack, secret: Any = CRON) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {stack.env['CRON_SECRET'] if secret is CRON else secret}"} if secret else {}
-    return httpx.get(app_url(stack) + "/api/cron/sweep", headers=headers, timeout=30)
-
-
-def age_heartbeat(conn: psycopg.Connection, job_id: str) -> None:
-    conn.execute("update import_jobs set heartbeat_at = now() - interval '1 hour' where id = %s", (job_id,))
-
-
 def test_sweep_resumes_a_stuck_job_which_then_completes(database_url, tmp_path, conn, file, baseline) -> None:
     with slow_stack(database_url, tmp_path) as stack:
         api = Api(stack)
@@ -561,8 +348,7 @@ def test_sweep_resumes_a_stuck_job_which_then_completes(database_url, tmp_path, 
         assert (resumed["run"], resumed["sweep_attempts"]) == (stuck["run"] + 1, 1)
         finished(conn, job_id, "ready")
         assert job(conn, job_id)["sweep_attempts"] == 0  # progress: the next stall starts a new count
-        api.commit(job_id)
-        finished(conn, job_id, "completed")
+        api.commit(conn, job_id, **ROUND_ROBIN)
         stack.wait_idle()
         same_as_baseline(outcome(conn, job_id, slices=True), baseline)
 
@@ -661,8 +447,7 @@ def test_sweep_storm_during_a_slow_import_ends_like_an_undisturbed_run(
         try:
             api.start(job_id)
             finished(conn, job_id, "ready", timeout=120)
-            api.commit(job_id)
-            finished(conn, job_id, "completed", timeout=120)
+            api.commit(conn, job_id, **ROUND_ROBIN)
         finally:
             stop.set()
             for t in threads:
@@ -679,10 +464,10 @@ def test_sweep_storm_during_a_slow_import_ends_like_an_undisturbed_run(
 
 def test_sweep_deletes_staged_rows_of_long_finished_jobs_only(stack, conn, file) -> None:
     api = Api(stack)
-    old_done = api.import_file(conn, file[0], "old.csv")
-    recent_done = api.import_file(conn, file[0], "recent.csv")
-    old_ready = api.parse(conn, file[0], "ready.csv")
-    old_cancelled = api.parse(conn, file[0], "cancelled.csv")
+    old_done = api.import_file(conn, file[0], "old.csv", **ROUND_ROBIN)["id"]
+    recent_done = api.import_file(conn, file[0], "recent.csv", **ROUND_ROBIN)["id"]
+    old_ready = api.parse(conn, file[0], "ready.csv")["id"]
+    old_cancelled = api.parse(conn, file[0], "cancelled.csv")["id"]
     assert api.cancel(old_cancelled)[0] == 200
     stack.wait_idle()
     for job_id in (old_done, old_ready, old_cancelled):

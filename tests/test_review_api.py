@@ -16,11 +16,17 @@ from moto.server import ThreadedMotoServer
 from lib.auth import mint_token
 from lib.local.stack import LOCAL_MEMBERS, LOCAL_ORG
 from lib.review import FORMULA_START
-from tests.conftest import make_stack
-from tests.helpers import wait_for_status
-from tests.test_parse_stack import HEADER_FR, api, assert_matches, counts, edge_case_file, parse, staged
-
-MAPPING_FR = ["civility", "first_name", "last_name", "email", "phone", "company", "notes"]
+from tests.helpers import (
+    HEADER_FR,
+    MAPPING_FR,
+    Api,
+    assert_matches,
+    edge_case_file,
+    make_stack,
+    parse_counts,
+    staged,
+    wait_for_status,
+)
 
 
 @pytest.fixture
@@ -28,14 +34,14 @@ def ready_job(stack, conn) -> dict[str, Any]:
     """The 60-row edge-case file, parsed: 12 invalid rows (6 malformed, 6 without contact),
     6 rows with a bad email (a warning), 6 duplicates."""
     data, exp = edge_case_file(60)
-    job = parse(stack, conn, data, "Prospects été.csv")
+    job = Api(stack).parse(conn, data, "Prospects été.csv")
     assert_matches(job, exp)
     return job
 
 
 @pytest.mark.history
 def test_errors_counts_and_example_rows(stack, ready_job) -> None:
-    with api(stack) as client:
+    with Api(stack).client() as client:
         r = client.get(f"/api/jobs/{ready_job['id']}/errors")
     assert r.status_code == 200
     body = r.json()
@@ -57,7 +63,7 @@ def test_errors_counts_and_example_rows(stack, ready_job) -> None:
 @pytest.mark.history
 def test_invalid_rows_by_keyset_pages(stack, conn, ready_job) -> None:
     job_id = ready_job["id"]
-    with api(stack) as client:
+    with Api(stack).client() as client:
         pages, after = [], 0
         while after is not None:
             r = client.get(f"/api/jobs/{job_id}/invalid-rows", params={"after": after, "limit": 5})
@@ -111,9 +117,9 @@ def formula_file() -> bytes:
 
 
 def test_error_report_csv_for_excel(stack, conn) -> None:
-    job = parse(stack, conn, formula_file(), "Prospects été.csv")
+    job = Api(stack).parse(conn, formula_file(), "Prospects été.csv")
     assert (job["total_rows"], job["invalid_rows"]) == (6, 5)
-    with api(stack) as client, client.stream("GET", f"/api/jobs/{job['id']}/error-report.csv") as r:
+    with Api(stack).client() as client, client.stream("GET", f"/api/jobs/{job['id']}/error-report.csv") as r:
         assert r.status_code == 200
         assert r.headers["content-type"] == "text/csv; charset=utf-8"
         assert "content-length" not in r.headers  # streamed
@@ -147,9 +153,9 @@ def test_error_report_csv_for_excel(stack, conn) -> None:
 def test_error_report_streams_every_invalid_row_in_order(stack, conn) -> None:
     """More invalid rows than one page of the report's keyset walk (1000)."""
     lines = ["E-mail;Nom"] + [f"{'pas-un-email' if i % 3 else f'ok{i}@exemple.fr'};Nom {i}" for i in range(3600)]
-    job = parse(stack, conn, "\n".join(lines).encode(), "grand.csv")
+    job = Api(stack).parse(conn, "\n".join(lines).encode(), "grand.csv")
     assert job["invalid_rows"] == 2400
-    with api(stack) as client, client.stream("GET", f"/api/jobs/{job['id']}/error-report.csv") as r:
+    with Api(stack).client() as client, client.stream("GET", f"/api/jobs/{job['id']}/error-report.csv") as r:
         assert r.status_code == 200
         assert r.headers.get("transfer-encoding") == "chunked"
         body = b"".join(r.iter_bytes())
@@ -183,14 +189,14 @@ def job_urls(job_id: Any) -> list[tuple[str, str, dict[str, Any] | None]]:
 
 def test_another_organizations_job_is_404(stack, conn, ready_job) -> None:
     _org, user = add_other_org(conn)
-    with api(stack, user=user, email="autre@other.test") as outsider:
+    with Api(stack, (user, "autre@other.test", "owner")).client() as outsider:
         for method, url, body in job_urls(ready_job["id"]):
             r = outsider.request(method, url, json=body)
             assert r.status_code == 404, (method, url, r.text)
             assert r.json()["error"] == "JobNotFound"
         # Its own jobs are fine, and its org sees nothing of the local one.
         assert outsider.get("/api/jobs").json()["jobs"] == []
-    with api(stack, 1) as member:  # another member of the job's organization
+    with Api(stack, LOCAL_MEMBERS[1]).client() as member:  # another member of the job's organization
         assert member.get(f"/api/jobs/{ready_job['id']}/errors").status_code == 200
         assert member.get("/api/jobs/not-a-uuid/errors").status_code == 404
         assert member.get(f"/api/jobs/{uuid.uuid4()}/invalid-rows").status_code == 404
@@ -207,7 +213,7 @@ def test_missing_invalid_or_expired_token_is_401(stack, ready_job) -> None:
         "expired": f"Bearer {mint_token(secret, str(user), email, expires_in=-120)}",
         "other_secret": f"Bearer {mint_token('another-secret-of-the-same-length-0123456', str(user), email)}",
     }
-    with httpx.Client(base_url=stack.env["APP_URL"], timeout=30) as client:
+    with httpx.Client(base_url=stack.app_url, timeout=30) as client:
         for case, header in tokens.items():
             headers = {"Authorization": header} if header else {}
             for method, url, body in job_urls(ready_job["id"]):
@@ -218,7 +224,7 @@ def test_missing_invalid_or_expired_token_is_401(stack, ready_job) -> None:
 
 
 def test_mapping_change_while_not_ready_is_409(stack, conn) -> None:
-    with api(stack) as client:
+    with Api(stack).client() as client:
         pending = client.post("/api/jobs", json={"file_name": "x.csv"}).json()["job"]
         r = client.put(f"/api/jobs/{pending['id']}/mapping", json={"mapping": MAPPING_FR})
         assert r.status_code == 409
@@ -245,7 +251,7 @@ def test_mapping_change_while_not_ready_is_409(stack, conn) -> None:
 )
 def test_invalid_mapping_is_400_and_changes_nothing(stack, conn, ready_job, mapping, code) -> None:
     before = staged(conn, ready_job["id"])
-    with api(stack) as client:
+    with Api(stack).client() as client:
         r = client.put(f"/api/jobs/{ready_job['id']}/mapping", json={"mapping": mapping})
     assert r.status_code == 400
     assert r.json()["error"] == code
@@ -263,7 +269,7 @@ def test_mapping_change_reparses_and_changes_counts(stack, conn, ready_job) -> N
     # have no contact left; kind 6 keeps its bad email as a reason, loses its bad phone.
     header = HEADER_FR.split(";")
     new = dict(zip(header, MAPPING_FR, strict=True)) | {"Téléphone": None}
-    with api(stack) as client:
+    with Api(stack).client() as client:
         r = client.put(f"/api/jobs/{job_id}/mapping", json={"mapping": new})
         assert r.status_code == 202, r.text
         shown = r.json()["job"]
@@ -287,7 +293,7 @@ def test_mapping_change_reparses_and_changes_counts(stack, conn, ready_job) -> N
         r = client.put(f"/api/jobs/{job_id}/mapping", json={"mapping": MAPPING_FR})
         assert r.status_code == 202, r.text
         job = wait_for_status(conn, job_id, {"ready", "failed"})
-    assert counts(job) == counts(ready_job)
+    assert parse_counts(job) == parse_counts(ready_job)
     assert staged(conn, job_id) == original
     assert job["run"] == ready_job["run"] + 2
 
@@ -320,7 +326,7 @@ def test_create_upload_to_signed_url_start_and_watch(database_url, tmp_path, con
     upload URL, POST /start, then GET the job until it is ready. Slices of 7 rows read the
     object from their cursor (Range requests)."""
     data, exp = edge_case_file(40)
-    with make_stack(database_url, tmp_path, IMPORT_PARSE_SLICE_ROWS="7", **s3_env) as s, api(s) as client:
+    with make_stack(database_url, tmp_path, IMPORT_PARSE_SLICE_ROWS="7", **s3_env) as s, Api(s).client() as client:
         r = client.post("/api/jobs", json={"file_name": "leads.csv", "organization_id": str(LOCAL_ORG)})
         assert r.status_code == 201, r.text
         job, upload_url = r.json()["job"], r.json()["upload_url"]

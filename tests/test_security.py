@@ -15,7 +15,6 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 import jwt
 import psycopg
 import pytest
@@ -23,14 +22,15 @@ import pytest
 from lib.auth import mint_token
 from lib.local.qstash_server import sign
 from lib.local.stack import LOCAL_MEMBERS, LocalStack
-from tests.conftest import make_stack
-from tests.test_retry import (
+from tests.helpers import (
+    ROUND_ROBIN,
     Api,
     age_heartbeat,
-    app_url,
     finished,
     job,
+    make_stack,
     other_state,
+    post_raw,
     slice_message,
     sweep,
 )
@@ -72,10 +72,6 @@ def bad_signatures(stack: LocalStack, path: str, body: bytes) -> dict[str, dict[
     return {"unsigned": {}, **{case: {"Upstash-Signature": t} for case, t in tokens.items()}}
 
 
-def post_raw(stack: LocalStack, path: str, body: bytes, headers: dict[str, str]) -> Any:
-    return httpx.post(app_url(stack) + path, content=body, headers={"Content-Type": "application/json", **headers})
-
-
 def refused_then_accepted(stack: LocalStack, conn: psycopg.Connection, path: str, body: bytes) -> Any:
     before = everything(conn)
     for case, headers in bad_signatures(stack, path, body).items():
@@ -91,7 +87,7 @@ def refused_then_accepted(stack: LocalStack, conn: psycopg.Connection, path: str
 
 @pytest.fixture
 def ready_job(stack: LocalStack, conn: psycopg.Connection) -> str:
-    return Api(stack).parse(conn, FILE)
+    return str(Api(stack).parse(conn, FILE)["id"])
 
 
 def hold(conn: psycopg.Connection, job_id: str, status: str, phase: str) -> dict[str, Any]:
@@ -112,9 +108,7 @@ def test_commit_endpoint_refuses_unsigned_and_misdirected_messages(stack, conn, 
 
 
 def test_revert_endpoint_refuses_unsigned_and_misdirected_messages(stack, conn, ready_job) -> None:
-    api = Api(stack)
-    api.commit(ready_job, {})
-    finished(conn, ready_job, "completed")
+    Api(stack).commit(conn, ready_job)
     stack.wait_idle()
     held = hold(conn, ready_job, "reverting", "revert")
     body = slice_message(ready_job, "revert", held["run"], 0)
@@ -239,8 +233,8 @@ def test_a_member_of_another_organization_gets_404_and_changes_nothing(stack, co
     )
     owner = Api(stack)
     intruder = Api(stack, (OTHER_USER, "intrus@autre.test", "owner"))
-    completed = owner.import_file(conn, FILE, "done.csv")
-    ready = owner.parse(conn, FILE.replace(b"@exemple", b"@ready"), "ready.csv")
+    completed = str(owner.import_file(conn, FILE, "done.csv", **ROUND_ROBIN)["id"])
+    ready = str(owner.parse(conn, FILE.replace(b"@exemple", b"@ready"), "ready.csv")["id"])
     pending = owner.create(conn, FILE, "pending.csv")
     stack.wait_idle()
     before = everything(conn)

@@ -7,8 +7,6 @@ import base64
 import hashlib
 import json
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 import jwt
@@ -18,17 +16,14 @@ from lib import manager
 from lib.local.qstash_server import sign
 from lib.local.stack import LOCAL_MEMBERS, LOCAL_ORG
 from lib.queue import Publisher
-from tests.helpers import wait_for_status
+from tests.helpers import post_raw, wait_for_status
+
+PARSE = "/api/import/parse"
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code
+def _post(stack: Any, body: bytes, headers: dict[str, str]) -> int:
+    """POST to the parse endpoint with these headers: the status."""
+    return post_raw(stack, PARSE, body, headers).status_code
 
 
 def _token(key: str, url: str, body: bytes, *, alg: str = "HS256", **claims: Any) -> str:
@@ -71,7 +66,7 @@ def test_next_key_is_accepted(stack, conn, pending_job) -> None:
         conn.execute("update import_jobs set status = 'validating', run = 1 where id = %s", (job_id,))
     url = stack.settings.endpoint_url("api/import/parse")
     body = json.dumps({"job": job_id, "phase": "parse", "run": 1, "slice": 0}).encode()
-    status = _post(url, body, {"Upstash-Signature": sign(stack.settings.next_signing_key, url, body)})
+    status = _post(stack, body, {"Upstash-Signature": sign(stack.settings.next_signing_key, url, body)})
     assert status == 200
     assert _snapshot(conn, job_id)["status"] == "failed"  # it ran (and found no file)
 
@@ -115,7 +110,7 @@ def test_bad_signatures_get_401_and_change_nothing(stack, conn, pending_job, cas
     }
     token = tokens[case]
     headers = {"Upstash-Signature": token} if token else {}
-    assert _post(url, body, headers) == 401
+    assert _post(stack, body, headers) == 401
     after = _snapshot(conn, job_id)
     assert after == before
     assert conn.execute("select count(*) from staged_rows").fetchone()["count"] == 0
@@ -127,7 +122,7 @@ def test_signature_for_the_commit_endpoint_is_refused_on_parse(stack, conn, pend
     s = stack.settings
     body = json.dumps({"job": job_id, "phase": "parse", "run": 0, "slice": 0}).encode()
     token = sign(s.current_signing_key, s.endpoint_url("api/import/commit"), body)
-    assert _post(s.endpoint_url("api/import/parse"), body, {"Upstash-Signature": token}) == 401
+    assert _post(stack, body, {"Upstash-Signature": token}) == 401
 
 
 def test_signed_but_malformed_message_stops_qstash_retrying(stack, conn, pending_job) -> None:
@@ -137,12 +132,7 @@ def test_signed_but_malformed_message_stops_qstash_retrying(stack, conn, pending
     s = stack.settings
     url = s.endpoint_url("api/import/parse")
     for body in (b'{"job": "x"}', json.dumps({"job": job_id, "phase": "commit", "run": 0, "slice": 0}).encode()):
-        req = urllib.request.Request(
-            url, data=body, headers={"Upstash-Signature": sign(s.current_signing_key, url, body)}
-        )
-        with pytest.raises(urllib.error.HTTPError) as info:
-            urllib.request.urlopen(req, timeout=10)
-        with info.value as reply:  # closes the response's socket
-            assert reply.code == 489
-            assert reply.headers["Upstash-NonRetryable-Error"] == "true"
+        reply = post_raw(stack, PARSE, body, {"Upstash-Signature": sign(s.current_signing_key, url, body)})
+        assert reply.status_code == 489
+        assert reply.headers["Upstash-NonRetryable-Error"] == "true"
     assert _snapshot(conn, job_id) == before

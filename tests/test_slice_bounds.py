@@ -23,8 +23,7 @@ import qstash
 from lib import commit_slice
 from lib.db import queries
 from lib.queue import Message
-from tests.conftest import make_stack
-from tests.test_retry import Api, finished, job, post_signed, sample, slice_message, wait_until
+from tests.helpers import ROUND_ROBIN, Api, finished, job, make_stack, post_signed, sample, slice_message, wait_until
 
 CHUNK = 5_000  # rows a commit chunk handles: the statements below are measured at that size
 
@@ -55,8 +54,8 @@ def shape(plan: dict[str, Any], depth: int = 0) -> str:
 def test_hot_statements_read_rows_in_proportion_to_their_work(stack, conn, tmp_path) -> None:
     data, stats = sample(tmp_path / "leads.csv", rows=2 * CHUNK, seed=11)
     api = Api(stack)
-    job_id = api.parse(conn, data)  # parsed through the stack: slices under production settings
-    row = job(conn, job_id)
+    row = api.parse(conn, data)  # parsed through the stack: slices under production settings
+    job_id = str(row["id"])
     assert (row["total_rows"], row["duplicate_rows"]) == (stats.rows, stats.duplicates)
     org = row["organization_id"]
     rows = list(range(1, CHUNK + 1))
@@ -180,8 +179,8 @@ def test_messages_for_a_slice_already_done_leave_the_job_alone(database_url, tmp
     env = {"IMPORT_PARSE_SLICE_ROWS": "50", "IMPORT_COMMIT_SLICE_ROWS": "50", "LOCAL_QSTASH_FAULTS": "delay_ms=80-120"}
     with make_stack(database_url, tmp_path, **env) as stack:
         api = Api(stack)
-        job_id = api.parse(conn, data)
-        api.commit(job_id)
+        job_id = api.parse(conn, data)["id"]
+        api.start_commit(job_id, **ROUND_ROBIN)
         row = wait_until(lambda: (r := job(conn, job_id))["slices_done"] >= 10 and r["status"] == "committing" and r)
         body = {
             "status": 504, "body": base64.b64encode(b"timeout").decode(), "retried": 5, "maxRetries": 5,

@@ -15,8 +15,7 @@ from lib.parse.sample import write_sample_csv
 from lib.phases import PHASES
 from lib.queue import Message, Publisher
 from lib.storage import FolderStorage
-from tests.conftest import fresh_database, make_stack
-from tests.helpers import wait_for_status
+from tests.helpers import fresh_database, make_stack, wait_for_status
 
 ROWS = 120
 CAP = 10  # rows per parse slice: 12 slices plus the validating one

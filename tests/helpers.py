@@ -57,6 +57,9 @@ def fresh_database(server_url: str, kind: str = "fresh") -> Iterator[str]:
         yield url
 
 
+# The local QStash's retries, fast: for tests that wait for QStash to give up on a message
+# (its defaults space five retries over about 7 seconds).
+FAST_GIVE_UP = {"LOCAL_QSTASH_RETRY_BASE": "0.01", "LOCAL_QSTASH_RETRY_CAP": "0.05"}
 SMALL_SLICES = {"IMPORT_PARSE_SLICE_ROWS": "50", "IMPORT_COMMIT_SLICE_ROWS": "50"}
 
 

@@ -26,6 +26,7 @@ import pytest
 from lib.parse.sample import SampleStats
 from tests.helpers import (
     ACTIVE,
+    FAST_GIVE_UP,
     ROUND_ROBIN,
     SMALL_SLICES,
     Api,
@@ -213,10 +214,11 @@ def test_endpoint_down_longer_than_qstash_retries_is_resumed_by_the_sweep(
     database_url, tmp_path, conn, file, baseline
 ) -> None:
     """The endpoint stays down until QStash gives up on the message and on its failure
-    callback: the job is stuck in parsing. The sweep resumes it once it is back."""
+    callback (QStash retrying fast here): the job is stuck in parsing. The sweep resumes it
+    once it is back."""
     port = free_port()
     with (
-        make_stack(database_url, tmp_path, **SMALL_SLICES, APP_URL=f"http://127.0.0.1:{port}") as stack,
+        make_stack(database_url, tmp_path, **SMALL_SLICES, **FAST_GIVE_UP, APP_URL=f"http://127.0.0.1:{port}") as stack,
         endpoint_process(stack.env, database_url, port, tmp_path / "endpoint.log") as endpoint,
     ):
         api = Api(stack)

@@ -24,6 +24,7 @@ from lib.local.stack import LocalStack
 from lib.parse.sample import SampleStats
 from tests.helpers import (
     ACTIVE,
+    FAST_GIVE_UP,
     ROUND_ROBIN,
     SMALL_SLICES,
     Api,
@@ -281,16 +282,25 @@ def test_when_qstash_gives_up_the_job_fails_with_what_happened_and_what_to_do(
     database_url, tmp_path, conn, file, baseline
 ) -> None:
     """A broken slice (its state names an unknown encoding) fails on every delivery: QStash
-    retries it, gives up and calls the failure callback, which fails the job."""
-    with make_stack(database_url, tmp_path, **SMALL_SLICES) as stack:
+    retries it, gives up and calls the failure callback, which fails the job.
+
+    The job is broken after validating and before any parse slice: QStash holds its
+    deliveries while the test delivers the validating message itself (signed, as QStash
+    would) and breaks the job; then every parse slice finds it broken."""
+    with make_stack(database_url, tmp_path, **SMALL_SLICES, **FAST_GIVE_UP) as stack:
         api = Api(stack)
         job_id = api.create(conn, file[0])
-        api.start(job_id)
-        wait_until(lambda: job(conn, job_id)["status"] == "parsing", what="parsing")
+        stack.qstash.pause()
+        run = api.start(job_id)["run"]
+        resp = post_signed(stack, "/api/import/parse", slice_message(job_id, "parse", run, 0))
+        assert (resp.status_code, resp.json()["outcome"]) == (200, "done"), resp.text
+        validated = job(conn, job_id)
+        assert (validated["status"], validated["slices_done"], validated["total_rows"]) == ("parsing", 1, 0)
         conn.execute("update import_jobs set encoding = 'no-such-codec' where id = %s", (job_id,))
+        stack.qstash.resume()
         failed = finished(conn, job_id, "failed", timeout=60)
         message = failed["error_message"]
-        assert "parse step stopped at slice" in message
+        assert "parse step stopped at slice 1" in message
         assert "HTTP 500" in message and "unknown encoding: no-such-codec" in message
         assert "retry" in message.lower()
         assert stack.qstash.stats.callbacks >= 1 and stack.qstash.stats.dead >= 1

@@ -66,6 +66,7 @@ def embedded_server(data_dir: Path) -> Any:
     The local stack leaves it running (the next command reuses it); tests and benchmarks stop
     theirs with stop_embedded_server. (pgserver's own stop at exit would miss a server that
     _tune restarted: it tracks the first postmaster's process.)"""
+    data_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         # pgserver asks platformdirs for a runtime dir, which warns where XDG_RUNTIME_DIR is unset.
         warnings.simplefilter("ignore")

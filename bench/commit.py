@@ -30,6 +30,7 @@ import psycopg
 
 from lib import db, manager
 from lib.auth import mint_token
+from lib.local.databases import run_database
 from lib.local.stack import LOCAL_MEMBERS, LOCAL_ORG, LocalStack
 from lib.parse.sample import write_sample_csv
 from lib.storage import storage_from_env
@@ -56,19 +57,6 @@ class StepLog(logging.Handler):
                 self.ms[k] = self.ms.get(k, 0.0) + v
 
 
-def _fresh_database(server_url: str) -> str:
-    name = f"bench_commit_{os.getpid()}_{time.monotonic_ns()}"
-    with psycopg.connect(server_url, autocommit=True) as c:
-        c.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(name)))
-    return psycopg.conninfo.make_conninfo(server_url, dbname=name)
-
-
-def _drop_database(server_url: str, url: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(server_url, autocommit=True) as c:
-        c.execute(psycopg.sql.SQL("drop database if exists {} with (force)").format(psycopg.sql.Identifier(name)))
-
-
 def _wait(conn: Any, job_id: str, statuses: set[str], poll: float = 0.01) -> dict[str, Any]:
     while (job := conn.execute("select * from import_jobs where id = %s", (job_id,)).fetchone())[
         "status"
@@ -78,10 +66,11 @@ def _wait(conn: Any, job_id: str, statuses: set[str], poll: float = 0.01) -> dic
 
 
 def run(rows: int, slice_rows: int | None, server_url: str | None) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-commit-") as tmp:
-        env = {"PATH": os.environ.get("PATH", ""), "LOCAL_DATA_DIR": str(Path(tmp) / "local")}
-        if server_url:
-            env["DATABASE_URL"] = _fresh_database(server_url)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-commit-") as tmp,
+        run_database(server_url, Path(tmp) / "local", "bench_commit") as url,
+    ):
+        env = {"PATH": os.environ.get("PATH", ""), "LOCAL_DATA_DIR": str(Path(tmp) / "local"), "DATABASE_URL": url}
         if slice_rows:
             env["IMPORT_COMMIT_SLICE_ROWS"] = str(slice_rows)
         csv_path = Path(tmp) / "leads.csv"
@@ -97,8 +86,6 @@ def run(rows: int, slice_rows: int | None, server_url: str | None) -> dict[str, 
                 baseline = max((raw_baseline(conn, job_id) for _ in range(2)), key=lambda b: b["rows_per_s"])
         finally:
             logger.removeHandler(steps)
-            if server_url:
-                _drop_database(server_url, env["DATABASE_URL"])
     return {
         "rows": rows,
         **commit,

@@ -3,7 +3,7 @@
     python -m bench.e2e [--rows 210202 ...] [--runs 3] [--json] [--database-url URL]
 
 Per run: a fresh data folder (embedded Postgres unless --database-url, where a fresh
-database is created), `python -m lib serve` in its own process (real HTTP between the local
+database is created, and dropped at the end), `python -m lib serve` in its own process (real HTTP between the local
 QStash and the endpoints, real signatures, the production default slice budget), then
 `python -m lib import FILE --yes --json`. Figures come from the job row and from the
 service's slice log lines; peak memory is the service process's VmHWM. The raw baseline,
@@ -25,12 +25,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from lib.local.stack import running_stack_env, stop_embedded_server
+from lib.local.databases import run_database
+from lib.local.stack import running_stack_env
 from lib.parse.sample import write_sample_csv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,38 +42,43 @@ SLICE_LINE = re.compile(
 )
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _fresh_database(server_url: str) -> str:
-    name = f"bench_{os.getpid()}_{time.monotonic_ns()}"
-    with psycopg.connect(server_url, autocommit=True) as c:
-        c.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(name)))
-    info = psycopg.conninfo.conninfo_to_dict(server_url)
-    return psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
+@contextmanager
+def serving(env: dict[str, str], log_path: Path) -> Iterator[tuple[dict[str, str], int]]:
+    """`python -m lib serve` on env's data folder until the block ends; yields its
+    environment (as `python -m lib import` finds it) and its process id."""
+    with log_path.open("w") as log:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "lib", "serve", "--port", str(free_port())],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while (stack_env := running_stack_env(env)) is None:
+            if serve.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"serve did not start:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield stack_env, serve.pid
+    finally:
+        serve.send_signal(signal.SIGINT)
+        try:
+            serve.wait(20)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            serve.wait()
 
 
 def run_once(csv_path: Path, database_url: str | None) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        env = {**os.environ, "LOCAL_DATA_DIR": tmp, "LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, run_database(database_url, Path(tmp), "bench") as url:
+        env = {**os.environ, "LOCAL_DATA_DIR": tmp, "LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT), "DATABASE_URL": url}
         env.pop("QSTASH_TOKEN", None)
-        if database_url:
-            env["DATABASE_URL"] = _fresh_database(database_url)
         log_path = Path(tmp) / "serve.log"
-        with log_path.open("w") as log:
-            serve = subprocess.Popen(
-                [sys.executable, "-m", "lib", "serve", "--port", str(_free_port())],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-            )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while (stack_env := running_stack_env(env)) is None:
-                if serve.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"serve did not start:\n{log_path.read_text()}")
-                time.sleep(0.2)
+        with serving(env, log_path) as (stack_env, pid):
             out = subprocess.run(
                 [sys.executable, "-m", "lib", "import", str(csv_path), "--yes", "--json"],
                 env={**env, "LOG_LEVEL": "WARNING"}, capture_output=True, text=True, cwd=ROOT, check=False,
@@ -78,16 +86,8 @@ def run_once(csv_path: Path, database_url: str | None) -> dict[str, Any]:
             if out.returncode != 0:
                 raise RuntimeError(f"import failed:\n{out.stdout}\n{out.stderr}")
             result = json.loads(out.stdout)
-            peak_kb = _vm_hwm(serve.pid)
+            peak_kb = _vm_hwm(pid)
             baseline = raw_baseline(csv_path, stack_env["DATABASE_URL"])
-        finally:
-            serve.send_signal(signal.SIGINT)
-            try:
-                serve.wait(20)
-            except subprocess.TimeoutExpired:
-                serve.kill()
-            if not database_url:
-                stop_embedded_server(Path(tmp))
         slices = _slices(log_path.read_text())
     return _figures(result, slices, peak_kb, baseline)
 

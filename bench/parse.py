@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import contextlib
 import json
 import logging
 import multiprocessing
@@ -38,17 +37,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
-from psycopg import sql
 
 from lib import db
 from lib.auth import mint_token
-from lib.local.stack import LOCAL_MEMBERS, LocalStack, embedded_server, stop_embedded_server
+from lib.local.databases import run_database
+from lib.local.stack import LOCAL_MEMBERS, LocalStack
 from lib.parse.sample import SampleStats, write_sample_csv
 from lib.storage import storage_from_env
 
@@ -69,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"))
 
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench-parse-") as tmp, _database(args.database_url, Path(tmp)) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-parse-") as tmp,
+        run_database(args.database_url, Path(tmp), "lead_import_bench") as url,
+    ):
         files = _generate(Path(tmp), args.rows, args.seed)
         env = {**os.environ, "DATABASE_URL": url, "LOCAL_DATA_DIR": str(Path(tmp) / "local")}
         for name in ("QSTASH_TOKEN", "SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL", "S3_ENDPOINT_URL", "APP_URL"):
@@ -180,25 +180,6 @@ def _generate(folder: Path, sizes: list[int], seed: int) -> dict[int, tuple[Path
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
         futures = {rows: pool.submit(write_sample_csv, paths[rows], rows, seed) for rows in sizes}
         return {rows: (paths[rows], f.result()) for rows, f in futures.items()}
-
-
-@contextlib.contextmanager
-def _database(url: str | None, folder: Path) -> Iterator[str]:
-    if url is None:
-        try:
-            yield embedded_server(folder).get_uri()  # in folder/pg
-        finally:
-            stop_embedded_server(folder)
-        return
-    name = f"lead_import_bench_{os.getpid()}"
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    try:
-        yield psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
 def _header() -> str:

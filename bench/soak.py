@@ -17,95 +17,46 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
-from bench.e2e import ROOT
+from bench.e2e import ROOT, serving
 from bench.history import add_history
 from lib import db
-from lib.local.stack import LOCAL_MEMBERS, LOCAL_ORG, embedded_server, running_stack_env, stop_embedded_server
+from lib.local.databases import run_database
+from lib.local.stack import LOCAL_MEMBERS, LOCAL_ORG
 from lib.parse.sample import write_sample_csv
 
 TIMEOUT_S = 600
 WITHIN = 1.3
 
 
-def free_port() -> int:  # the lines of bench.e2e._free_port
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fresh_database(server_url: str) -> str:  # the lines of bench.e2e._fresh_database
-    name = f"soak_{os.getpid()}_{time.monotonic_ns()}"
-    with psycopg.connect(server_url, autocommit=True) as c:
-        c.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    return psycopg.conninfo.make_conninfo(server_url, dbname=name)
-
-
-@contextmanager
-def serving(env: dict[str, str], log_path: Path) -> Any:
-    """`python -m lib serve` on env's data folder until the block ends; yields its environment."""
-    with log_path.open("w") as log:
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "lib", "serve", "--port", str(free_port())],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while (stack_env := running_stack_env(env)) is None:
-            if serve.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not start:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield stack_env
-    finally:
-        serve.send_signal(signal.SIGINT)
-        try:
-            serve.wait(20)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait()
-
-
 def soak_run(files: list[Path], database_url: str | None, other_leads: int, quiet: bool) -> list[dict[str, Any]]:
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp, run_database(database_url, Path(tmp), "soak") as url:
         env = {**os.environ, "LOCAL_DATA_DIR": tmp, "LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)}
         env.pop("QSTASH_TOKEN", None)
         env.pop("DATABASE_URL", None)  # embedded: serve finds (and reuses) the server started here
         if database_url:
-            env["DATABASE_URL"] = fresh_database(database_url)
-        try:
-            url = env.get("DATABASE_URL") or embedded_server(Path(tmp)).get_uri()
-            started = time.perf_counter()
-            db.migrate(url)
-            add_history(url, other_leads=other_leads)  # before serve, so it seeds the local organization
-            _check_local_org(url)
-            if not quiet:
-                print(f"history: {other_leads:,} other leads in {time.perf_counter() - started:.1f} s", flush=True)
-            results = []
-            with serving(env, Path(tmp) / "serve.log") as stack_env:
-                assert stack_env["DATABASE_URL"] == url, (stack_env["DATABASE_URL"], url)
-                for i, path in enumerate(files, 1):
-                    analyze_s = _analyze(url) if i > 1 else None
-                    results.append(_import(path, env, i, analyze_s, results[0] if results else None))
-                    if not quiet:
-                        _print_import(results[-1])
-        finally:
-            if not database_url:
-                stop_embedded_server(Path(tmp))
-            else:
-                _drop(database_url, env["DATABASE_URL"])
+            env["DATABASE_URL"] = url
+        started = time.perf_counter()
+        db.migrate(url)
+        add_history(url, other_leads=other_leads)  # before serve, so it seeds the local organization
+        _check_local_org(url)
+        if not quiet:
+            print(f"history: {other_leads:,} other leads in {time.perf_counter() - started:.1f} s", flush=True)
+        results = []
+        with serving(env, Path(tmp) / "serve.log") as (stack_env, _pid):
+            assert stack_env["DATABASE_URL"] == url, (stack_env["DATABASE_URL"], url)
+            for i, path in enumerate(files, 1):
+                analyze_s = _analyze(url) if i > 1 else None
+                results.append(_import(path, env, i, analyze_s, results[0] if results else None))
+                if not quiet:
+                    _print_import(results[-1])
     return results
 
 
@@ -123,12 +74,6 @@ def _analyze(url: str) -> float:
     with db.connect(url) as conn:
         conn.execute("analyze")
     return round(time.perf_counter() - started, 2)
-
-
-def _drop(server_url: str, url: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(server_url, autocommit=True) as c:
-        c.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
 def _import(path: Path, env: dict[str, str], position: int, analyze_s: float | None, first: Any) -> dict[str, Any]:

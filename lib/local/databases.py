@@ -23,8 +23,7 @@ _counter = itertools.count()
 
 def database_url(server_url: str, name: str) -> str:
     """The URL of database `name` on the server of `server_url`."""
-    info = psycopg.conninfo.conninfo_to_dict(server_url)
-    return psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
+    return psycopg.conninfo.make_conninfo(server_url, dbname=name)
 
 
 def database_name(url: str) -> str:

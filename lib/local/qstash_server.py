@@ -34,6 +34,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import jwt
@@ -234,8 +235,7 @@ class LocalQStash:
         self._server = ThreadingHTTPServer((self.host, self.port), _PublishHandler)
         self._server.daemon_threads = True
         self._server.app = self  # type: ignore[attr-defined]
-        host, port = self._server.server_address[:2]
-        self.base_url = f"http://{host}:{port}"
+        self.base_url = f"http://{self.host}:{self._server.server_port}"
         self._threads = [
             threading.Thread(target=self._server.serve_forever, args=(0.05,), name="qstash-http", daemon=True),
             threading.Thread(target=self._schedule_loop, name="qstash-scheduler", daemon=True),
@@ -282,7 +282,9 @@ class LocalQStash:
 
     # -- publish ---------------------------------------------------------------------------
 
-    def publish(self, destination: str, body: bytes, headers: dict[str, str], caller_ip: str) -> tuple[int, dict]:
+    def publish(
+        self, destination: str, body: bytes, headers: dict[str, str], caller_ip: str
+    ) -> tuple[int, dict[str, Any]]:
         """Handle one publish request; returns (HTTP status, JSON reply)."""
         if not destination.startswith(("http://", "https://")):
             return 400, {"error": f"invalid destination url: {destination}"}
@@ -512,7 +514,7 @@ class _PublishHandler(BaseHTTPRequestHandler):
         status, reply = app.publish(destination, body, dict(self.headers.items()), self.client_address[0])
         self._reply(status, reply)
 
-    def _reply(self, status: int, payload: dict) -> None:
+    def _reply(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -113,7 +113,7 @@ def _tune(server: Any) -> None:
         stale = [
             name
             for name, value in EMBEDDED_SETTINGS.items()
-            if conn.execute("select current_setting(%s) <> %s", (name, value)).fetchone()[0]
+            if conn.execute("select current_setting(%s) <> %s", (name, value)).fetchone() == (True,)
         ]
         for name in stale:
             # ALTER SYSTEM takes no parameters; the names and values are the constants above.
@@ -127,7 +127,8 @@ def _tune(server: Any) -> None:
 def seed_local_organization(url: str) -> None:
     """A local organization with three members, when the database has no organization."""
     with db.connect(url) as conn, conn.transaction():
-        if conn.execute("select exists (select 1 from organizations)").fetchone()["exists"]:
+        found = conn.execute("select exists (select 1 from organizations) as found").fetchone()
+        if found is not None and found["found"]:
             return
         conn.execute("insert into organizations (id, name) values (%s, %s)", (LOCAL_ORG, "Organisation locale"))
         for user_id, email, role in LOCAL_MEMBERS:

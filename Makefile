@@ -16,8 +16,13 @@ demo: setup
 	$(PY) -m lib sample .local/LEADCLIENT-sample.csv --rows 20000
 	$(PY) -m lib import .local/LEADCLIENT-sample.csv --yes
 
+# Two pytest-xdist workers, each with its own embedded Postgres (or its own databases on
+# TEST_DATABASE_URL's server): most of a test's time is waiting on HTTP, QStash and Postgres.
+# PYTEST_WORKERS=0 runs the tests in this one process.
+PYTEST_WORKERS ?= 2
+
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

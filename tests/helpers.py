@@ -107,7 +107,7 @@ def wait_for_status(conn: psycopg.Connection, job_id: Any, statuses: set[str], t
             return row
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} still {row['status']} after {timeout} s: {row['error_message']}")
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
 def finished(conn: psycopg.Connection, job_id: Any, expected: str, timeout: float = 120) -> dict[str, Any]:

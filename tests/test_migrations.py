@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from lib import db
+from lib.local.databases import scratch_database
 
 
 @pytest.fixture
-def empty_url(server_url: str):
-    name = f"lead_import_empty_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as c:
-        c.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    info = psycopg.conninfo.conninfo_to_dict(server_url)
-    yield psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
-    with psycopg.connect(server_url, autocommit=True) as c:
-        c.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+def empty_url(server_url: str) -> Iterator[str]:
+    with scratch_database(server_url, "lead_import_empty") as url:
+        yield url
 
 
 def test_migrations_apply_to_an_empty_database_twice(empty_url: str) -> None:

@@ -151,10 +151,12 @@ class LocalStack:
     """The local stack, started by `start()` (or `with`), stopped by `stop()`.
 
     `env` is the environment to complete (os.environ by default). The local QStash's fault
-    injection and retry timings come from the arguments, else from the environment
-    (LOCAL_QSTASH_FAULTS, LOCAL_QSTASH_RETRY_BASE, LOCAL_QSTASH_RETRY_CAP in seconds,
-    LOCAL_QSTASH_RETRIES), else from lib.local.qstash_server's defaults. `port` is the app's
-    (0: any free port); `poll_interval` is how often the app's server checks for a stop.
+    injection and retries come from the arguments, else from the environment, else from
+    lib.local.qstash_server's defaults: LOCAL_QSTASH_FAULTS; LOCAL_QSTASH_RETRY_BASE and
+    LOCAL_QSTASH_RETRY_CAP, the backoff's base and cap in seconds (0.05 and 2); and
+    LOCAL_QSTASH_RETRIES, the retries of a message that does not set Upstash-Retries (3; the
+    service sets 5 on its slices, not on their failure callbacks). `port` is the app's (0: any
+    free port); `poll_interval` how often the app's server checks for a stop.
     """
 
     def __init__(

@@ -181,7 +181,10 @@ def test_messages_for_a_slice_already_done_leave_the_job_alone(database_url, tmp
         api = Api(stack)
         job_id = api.parse(conn, data)["id"]
         api.start_commit(job_id, **ROUND_ROBIN)
-        row = wait_until(lambda: (r := job(conn, job_id))["slices_done"] >= 10 and r["status"] == "committing" and r)
+        wait_until(lambda: (r := job(conn, job_id))["slices_done"] >= 10 and r["status"] == "committing")
+        assert stack.qstash.pause(30)  # no slice runs now: the copies below find the job free
+        row = job(conn, job_id)
+        assert row["status"] == "committing", row
         body = {
             "status": 504, "body": base64.b64encode(b"timeout").decode(), "retried": 5, "maxRetries": 5,
             "sourceBody": base64.b64encode(slice_message(job_id, "commit", row["run"], row["slice_no"] - 1)).decode(),
@@ -192,6 +195,7 @@ def test_messages_for_a_slice_already_done_leave_the_job_alone(database_url, tmp
             stack, "/api/import/commit", slice_message(job_id, "commit", row["run"], row["slice_no"] - 3)
         )
         assert (late.status_code, late.json()["outcome"]) == (200, "duplicate")
+        stack.qstash.resume()
         done = finished(conn, job_id, "completed")
         assert done["error_message"] is None
         stack.wait_idle()

@@ -257,11 +257,13 @@ class LocalQStash:
         self._http.close()
         log.info("action=stop stats=%s", self.stats)
 
-    def pause(self) -> None:
+    def pause(self, timeout: float | None = None) -> bool:
         """Hold every delivery (like pausing a QStash queue): messages are still accepted,
-        and wait, due or not, until resume()."""
+        and wait, due or not, until resume(). Returns once the deliveries already under way
+        are done (True), or after `timeout` seconds (False)."""
         with self._cond:
             self._paused = True
+            return self._cond.wait_for(lambda: not self._inflight, timeout)
 
     def resume(self) -> None:
         with self._cond:

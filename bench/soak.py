@@ -7,9 +7,10 @@ fresh database is created, and dropped at the end), migrated and filled with his
 (bench.history: other organizations' leads, an earlier import, other jobs' staged rows),
 then `python -m lib serve` in its own process and, for seeds 1..N, a generated file of R
 rows through `python -m lib import FILE --yes --json`, with autovacuum at its defaults and
-an explicit ANALYZE of the whole database between imports. Per import: parse and commit
-rows/s and end-to-end seconds from the job row, and the end-to-end time per row relative to
-the first import's. The question: does an import slow down as leads and staged rows pile up?
+an explicit ANALYZE and CHECKPOINT of the whole database before each import (see _settle).
+Per import: parse and commit rows/s and end-to-end seconds from the job row, the end-to-end
+time per row relative to the first import's, and what the server did meanwhile
+(server_counters). The question: does an import slow down as leads and staged rows pile up?
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ def soak_run(files: list[Path], database_url: str | None, other_leads: int, quie
         with serving(env, Path(tmp) / "serve.log") as (stack_env, _pid):
             assert stack_env["DATABASE_URL"] == url, (stack_env["DATABASE_URL"], url)
             for i, path in enumerate(files, 1):
-                analyze_s = _analyze(url) if i > 1 else None
-                results.append(_import(path, env, i, analyze_s, results[0] if results else None))
+                settle_s = _settle(url)
+                before = server_counters(url)
+                results.append(_import(path, env, i, settle_s, results[0] if results else None))
+                results[-1]["server"] = counter_deltas(before, server_counters(url))
                 if not quiet:
                     _print_import(results[-1])
     return results
@@ -69,14 +72,47 @@ def _check_local_org(url: str) -> None:
         raise RuntimeError(f"local organization {LOCAL_ORG} has {members} member(s), not {len(LOCAL_MEMBERS)}")
 
 
-def _analyze(url: str) -> float:
+# What the server did during one import, from its cumulative statistics: checkpoints (and
+# the full-page images that follow one into the WAL), pages the backends had to write out
+# themselves to make room in shared buffers, and pages read from outside them. A slow import
+# with a checkpoint in it, or with backend writes the others lack, is the server's housekeeping
+# or a working set outgrowing shared_buffers, not a plan.
+_COUNTERS = """
+select (select checkpoints_timed + checkpoints_req from pg_stat_bgwriter) as checkpoints,
+       (select buffers_backend from pg_stat_bgwriter) as backend_writes,
+       (select wal_fpi from pg_stat_wal) as wal_fpi,
+       (select wal_bytes from pg_stat_wal)::bigint as wal_bytes,
+       (select blks_read from pg_stat_database where datname = current_database()) as blks_read,
+       (select coalesce(sum(autovacuum_count + autoanalyze_count), 0) from pg_stat_all_tables)::bigint as autovacuums
+"""
+
+
+def server_counters(url: str) -> dict[str, int]:
+    with db.connect(url) as conn:
+        conn.execute("select pg_stat_clear_snapshot()")
+        return {k: int(v) for k, v in conn.execute(_COUNTERS).fetchone().items()}
+
+
+def counter_deltas(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: after[k] - before[k] for k in before}
+
+
+def _settle(url: str) -> float:
+    """Before every import, the first included: ANALYZE (what autovacuum does on its own, and
+    the statistics that once flipped a plan) and a CHECKPOINT. Without the checkpoint, the one
+    that max_wal_size forces falls inside whichever import crosses the WAL volume (the fifth,
+    on this benchmark: about 300 MB of WAL per import after the history's load), and that
+    import writes a full-page image of every page it touches first: 13,270 of them and 1.6x
+    the first import's time in one run. That cost belongs to the checkpoint's timing, not to
+    the history; the counters printed per import show any that still happen."""
     started = time.perf_counter()
     with db.connect(url) as conn:
         conn.execute("analyze")
+        conn.execute("checkpoint")
     return round(time.perf_counter() - started, 2)
 
 
-def _import(path: Path, env: dict[str, str], position: int, analyze_s: float | None, first: Any) -> dict[str, Any]:
+def _import(path: Path, env: dict[str, str], position: int, settle_s: float | None, first: Any) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "lib", "import", str(path), "--yes", "--json", "--org", str(LOCAL_ORG)],
         env={**env, "LOG_LEVEL": "WARNING"}, capture_output=True, text=True, cwd=ROOT, check=False, timeout=TIMEOUT_S,
@@ -90,7 +126,7 @@ def _import(path: Path, env: dict[str, str], position: int, analyze_s: float | N
         "position": position,
         "rows": r["total_rows"],
         "inserted": r["inserted_rows"],
-        "analyze_before_s": analyze_s,
+        "settle_before_s": settle_s,
         "parse_rows_per_s": round(r["total_rows"] / el["parse"]),
         "commit_rows_per_s": round(r["valid_rows"] / el["commit"]) if el["commit"] else None,
         "end_to_end_s": el["total"],
@@ -100,10 +136,17 @@ def _import(path: Path, env: dict[str, str], position: int, analyze_s: float | N
 
 
 def _print_import(r: dict[str, Any]) -> None:
-    analyze = f"  (analyze {r['analyze_before_s']} s before)" if r["analyze_before_s"] is not None else ""
+    analyze = f"  (analyze and checkpoint {r['settle_before_s']} s before)"
     print(
         f"import {r['position']}: {r['rows']:,} rows, {r['inserted']:,} inserted  parse {r['parse_rows_per_s']:,} rows/s"
         f"  commit {r['commit_rows_per_s'] or 0:,} rows/s  end to end {r['end_to_end_s']} s  ratio {r['ratio']}{analyze}",
+        flush=True,
+    )
+    c = r["server"]
+    print(
+        f"    server: {c['checkpoints']} checkpoint(s), {c['wal_bytes'] / 2**20:,.0f} MB of WAL"
+        f" ({c['wal_fpi']:,} full-page images), {c['backend_writes']:,} backend writes,"
+        f" {c['blks_read']:,} blocks read, {c['autovacuums']} autovacuum/autoanalyze run(s)",
         flush=True,
     )
 

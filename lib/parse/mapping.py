@@ -80,7 +80,7 @@ _PREFERRED = -1  # a word that makes a column better than a plain one ("Owner em
 _PLACES = "mailing home business work office domicile bureau postal postale"
 _KINDS = (
     "work pro professionnel professionnelle business bureau office home perso personnel personnelle "
-    "personal private prive privee domicile"
+    "personal private prive privee domicile travail"
 )
 
 
@@ -114,7 +114,7 @@ _RULES = (
         "email",
         "email, emails, mail, courriel, mel, adresse electronique",
         neutral="adresse address addr",
-        qualifiers=_KINDS,
+        qualifiers=_KINDS + " generique generic",
     ),
     _rule(
         "phone",
@@ -154,7 +154,7 @@ _RULES = (
     _rule(
         "notes",
         "commentaire, commentaires, notes, note, remarque, remarques, comment, comments, "
-        "observation, observations, description, memo",
+        "observation, observations, description, memo, remark, remarks",
         qualifiers="interne internes internal",
     ),
     _rule(
@@ -170,8 +170,9 @@ _RULES = (
 
 
 def normalize_name(name: str) -> str:
-    """Lower case, no accents, camelCase and punctuation as single spaces: "N° Tél." -> "n tel"."""
-    text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name)
+    """Lower case, no accents, camelCase, digits after letters and punctuation as single spaces:
+    "N° Tél." -> "n tel", "Street1" -> "street 1"."""
+    text = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[^\W\d_])(?=\d)", " ", name)
     text = unicodedata.normalize("NFKD", text.casefold())
     text = "".join(c for c in text if not unicodedata.combining(c))
     return " ".join(re.split(r"[\W_]+", text)).strip()

@@ -389,3 +389,5 @@ def test_headers_the_held_out_rows_first_missed():
     # Found by the held-out rows' first run (bench.mapping): each a general rule, not a row.
     assert auto_map(["Téléphone du travail", "Téléphone privé"]) == ["phone", None]
     assert auto_map(["Email générique", "Remark", "Street1", "Street2"]) == ["email", "notes", "address", None]
+    # The decision maker is the contact person: their email beats the generic mailbox.
+    assert auto_map(["Email_Generique", "Email_Decideur", "Poste_Decideur"]) == [None, "email", "job_title"]

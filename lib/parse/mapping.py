@@ -66,6 +66,7 @@ def _wordset(words: str) -> frozenset[str]:
 _FILLERS = _wordset(
     "de du des d l la le les the of a au aux et "
     "contact contacts person personne lead leads prospect prospects piste pistes record fiche "
+    "interlocuteur decideur decideurs "
     "principal principale primary main 1"
 )
 # Words that make a column a second one of its field: it loses to any first one.

@@ -27,6 +27,10 @@ alter table public.import_jobs
   add column mapping_source text not null default 'automatic'
     check (mapping_source in ('automatic', 'remembered', 'edited')),
   add column remembered_mapping_id uuid references public.remembered_mappings (id) on delete set null;
+-- Deleting a remembered mapping finds the jobs that point at it by this index, not by a scan
+-- of every job.
+create index import_jobs_remembered_mapping_idx on public.import_jobs (remembered_mapping_id)
+  where remembered_mapping_id is not null;
 
 -- Like the jobs: members read their organization's; every write goes through the service.
 alter table public.remembered_mappings enable row level security;

@@ -85,11 +85,11 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 def _commit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--yes", action="store_true", help="commit without asking")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    p.add_argument("--duplicates", choices=("skip", "update", "create"), default="skip")
-    p.add_argument(
-        "--match", choices=("email_then_phone", "email", "phone", "email_or_phone"), default="email_then_phone"
-    )
-    p.add_argument("--assign", default="none", help="none | EMAIL | round-robin:EMAIL,EMAIL,... | column:HEADER")
+    # Unset options take the review's defaults (the remembered settings, else skip,
+    # email_then_phone and the owner column the mapping found, else none): lib.cli_output.
+    p.add_argument("--duplicates", choices=("skip", "update", "create"))
+    p.add_argument("--match", choices=("email_then_phone", "email", "phone", "email_or_phone"))
+    p.add_argument("--assign", help="none | EMAIL | round-robin:EMAIL,EMAIL,... | column:HEADER")
 
 
 # -- the stack ---------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def _org_and_user(stack: Stack, org: str | None) -> tuple[str, str]:
 
 
 def _follow_and_commit(stack: Stack, job_id: str, args: argparse.Namespace) -> int:
-    from lib.cli_output import print_final, print_review
+    from lib.cli_output import commit_body, print_final, print_review
 
     quiet = args.json
     job = follow(stack.conn, job_id, quiet=quiet)
@@ -231,8 +231,7 @@ def _follow_and_commit(stack: Stack, job_id: str, args: argparse.Namespace) -> i
         if not args.yes and not _confirm(job):
             print("Not committed. The job stays ready; commit it from the app or run retry later.")
             return 1
-        body = {"duplicates": args.duplicates, "match": args.match, "assign": args.assign}
-        manager.commit_job(stack.conn, job_id, body, stack.publish)
+        manager.commit_job(stack.conn, job_id, commit_body(args, job), stack.publish)
         job = follow(stack.conn, job_id, quiet=quiet)
     if quiet:
         print(json.dumps(summary(job), indent=2))

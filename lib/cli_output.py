@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+from typing import Any
+
 from lib import review
 from lib.db import Connection, Row
+from lib.remembered import commit_defaults
+
+SOURCES = {
+    "automatic": "automatic",
+    "remembered": "remembered (what was chosen for this header at an earlier import)",
+    "edited": "edited",
+}
 
 
 def _examples(conn: Connection, job: Row, *, warnings: bool) -> list[str]:
@@ -23,6 +33,7 @@ def print_review(conn: Connection, job: Row) -> None:
     print(f"  columns      {', '.join(mapped)}")
     if kept:
         print(f"  kept as custom fields: {', '.join(kept)}")
+    print(f"  mapping      {SOURCES.get(job['mapping_source'], job['mapping_source'])}")
     print(f"  rows         {job['total_rows']:>9}")
     print(f"  valid        {job['valid_rows']:>9}")
     print(f"  invalid      {job['invalid_rows']:>9}")
@@ -35,7 +46,35 @@ def print_review(conn: Connection, job: Row) -> None:
         print("\n".join(_examples(conn, job, warnings=True)))
     if job["duplicate_of_job_id"]:
         print(f"  ! this same file was already imported by job {job['duplicate_of_job_id']}")
+    defaults = commit_defaults(job)
+    origin = "remembered" if defaults["remembered"] else "defaults"
+    print(
+        f"  commit ({origin}, unless given): --duplicates {defaults['duplicates']} --match {defaults['match']} "
+        f"--assign {assign_option(defaults)}"
+    )
     print()
+
+
+def assign_option(settings: dict[str, Any]) -> str:
+    """The CLI's --assign for commit settings in the commit route's shape."""
+    mode = settings["assignment"]
+    if mode == "user":
+        return str(settings["owner"])
+    if mode == "round_robin":
+        return "round-robin:" + ",".join(settings["owners"])
+    if mode == "column":
+        return f"column:{settings['owner_column']}"
+    return "none"
+
+
+def commit_body(args: argparse.Namespace, job: Row) -> dict[str, Any]:
+    """The commit settings of `import`/`retry`: the options given, the review's defaults for the rest."""
+    defaults = commit_defaults(job)
+    return {
+        "duplicates": args.duplicates or defaults["duplicates"],
+        "match": args.match or defaults["match"],
+        "assign": args.assign or assign_option(defaults),
+    }
 
 
 def print_final(job: Row) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from lib import jobs
+from lib import jobs, remembered
 from lib.commit_settings import parse_commit_settings
 from lib.db import Connection, Row, queries
 from lib.errors import IllegalTransition, JobNotFound, LeadImportError, QueueUnavailable
@@ -211,17 +211,23 @@ def begin_phase(conn: Connection, job_id: str, action: str, phase: str, publish:
 
 
 def commit_job(conn: Connection, job_id: str, body: dict[str, Any], publish: Publish) -> Row:
-    """ready → committing with checked settings (see lib.commit_settings)."""
+    """ready → committing with checked settings (see lib.commit_settings). In the same
+    transaction, the job's mapping and settings are remembered for its organization
+    (lib.remembered): a commit that does not start remembers nothing."""
     job = conn.execute(queries()["get_job"], {"id": job_id}).fetchone()
     if job is None:
         raise JobNotFound()
     if job["status"] != Status.READY:
         raise IllegalTransition(f"only a ready job can be committed; this one is {job['status']}")
-    settings = {**job["settings"], "commit": parse_commit_settings(conn, job, body).to_json()}
-    return begin_phase(
-        conn, job_id, "commit", "commit", publish,
-        settings=settings, commit_cursor=0, commit_started_at=datetime.now(UTC),
-    )  # fmt: skip
+    chosen = parse_commit_settings(conn, job, body)
+    settings = {**job["settings"], "commit": chosen.to_json()}
+    with conn.transaction():
+        job = begin_phase(
+            conn, job_id, "commit", "commit", publish,
+            settings=settings, commit_cursor=0, commit_started_at=datetime.now(UTC),
+        )  # fmt: skip
+        remembered.remember(conn, job, chosen)
+    return job
 
 
 def revert_job(conn: Connection, job_id: str, publish: Publish) -> Row:
@@ -234,9 +240,12 @@ def revert_job(conn: Connection, job_id: str, publish: Publish) -> Row:
     return begin_phase(conn, job_id, "revert", "revert", publish, revert_cursor=0)
 
 
-def remap_job(conn: Connection, job_id: str, mapping: list[str | None], publish: Publish) -> Row:
+def remap_job(
+    conn: Connection, job_id: str, mapping: list[str | None], publish: Publish, *, source: str = "edited"
+) -> Row:
     """ready → parsing with a new mapping (already checked): the staged rows and parse counts
-    are dropped, and the parse phase re-enters at slice 1 (the file was validated) under a new run."""
+    are dropped, and the parse phase re-enters at slice 1 (the file was validated) under a new run.
+    `source`: the job's new mapping_source, "edited" (the user's) or "automatic" (back to it)."""
     with conn.transaction():
         job = _lock(conn, job_id)
         if job["status"] != Status.READY:
@@ -247,4 +256,5 @@ def remap_job(conn: Connection, job_id: str, mapping: list[str | None], publish:
         return begin_phase(
             conn, job_id, "remap", "parse", publish,
             slice_no=1, parse_cursor=job["data_offset"], mapping=mapping, estimated_total_rows=job["total_rows"],
+            mapping_source=source,
         )  # fmt: skip

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from psycopg.copy import QueuedLibpqWriter
 
+from lib import remembered
 from lib.db import queries
 from lib.errors import JobFailed
 from lib.parse.detect import inspect_stream
@@ -45,8 +46,19 @@ def run_slice(ctx: SliceContext) -> SliceResult:
 
 def validate(ctx: SliceContext) -> SliceResult:
     job = ctx.job
+    chosen: list[remembered.Choice] = []
+
+    def mapper(header: list[str]) -> list[str | None]:
+        # The organization's remembered mapping for this header, else the automatic one.
+        chosen.append(remembered.choose(ctx.conn, job["organization_id"], header))
+        return chosen[-1].mapping
+
     with ctx.services.storage.open(job["storage_path"]) as stream:
-        facts, scan = inspect_stream(stream)
+        facts, scan = inspect_stream(stream, mapper=mapper)
+    choice = chosen[-1]
+    settings = {k: v for k, v in job["settings"].items() if k != "remembered_commit"}
+    if choice.commit_defaults is not None:
+        settings["remembered_commit"] = choice.commit_defaults
     earlier = ctx.conn.execute(
         queries()["earlier_job_same_file"], {"org": job["organization_id"], "sha": scan.sha256, "id": job["id"]}
     ).fetchone()
@@ -61,6 +73,9 @@ def validate(ctx: SliceContext) -> SliceResult:
             "delimiter": facts.delimiter,
             "header": facts.header,
             "mapping": facts.mapping,
+            "mapping_source": choice.source,
+            "remembered_mapping_id": choice.remembered_id,
+            "settings": settings,
             "data_offset": facts.data_offset,
             "duplicate_of_job_id": earlier["id"] if earlier else None,
         },

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from lib.phases import progress
+from lib.remembered import commit_defaults
 
 PUBLIC_FIELDS = (
     "id", "organization_id", "created_by", "status", "phase", "run", "file_name", "file_size",
@@ -14,6 +15,7 @@ PUBLIC_FIELDS = (
     "inserted_rows", "updated_rows", "skipped_rows", "reverted_rows", "error_counts",
     "warning_counts", "slices_done", "error_message", "heartbeat_at", "created_at",
     "updated_at", "parse_finished_at", "commit_started_at", "finished_at",
+    "mapping_source", "remembered_mapping_id",
 )  # fmt: skip
 
 
@@ -22,11 +24,16 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
     for k, v in view.items():
         if isinstance(v, datetime):
             view[k] = v.isoformat()
-        elif k in ("id", "organization_id", "created_by", "duplicate_of_job_id") and v is not None:
+        elif (
+            k in ("id", "organization_id", "created_by", "duplicate_of_job_id", "remembered_mapping_id")
+            and v is not None
+        ):
             view[k] = str(v)
     # The current phase's progress in rows (lib/phases.py): while the file is being read,
     # the rows expected are an estimate from the bytes read so far.
     view["rows_done"], view["rows_expected"] = progress(job)
+    # What the review offers as commit settings (lib/remembered.py).
+    view["commit_defaults"] = commit_defaults(job)
     return view
 
 

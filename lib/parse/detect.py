@@ -4,10 +4,16 @@ inspect_stream() scans the whole file once (lib.parse.scan) and inspects its hea
 encoding (lib.parse.encoding), the delimiter that splits the first records most consistently
 (quotes respected), the header row and the automatic mapping. Everything a person must fix
 raises FileRejected with a message saying what to do.
+
+The mapping is auto_map's unless the caller passes `mapper` (header -> mapping): the
+validating step passes one that can apply an organization's remembered mapping
+(lib/remembered.py), so a file whose contact column only a remembered mapping knows is not
+refused.
 """
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -30,20 +36,25 @@ class FileFacts:
     delimiter: str
     header: list[str]  # cleaned column names: trimmed, unique, never empty
     data_offset: int  # absolute byte offset of the first record after the header
-    mapping: list[str | None]  # lead field per column (auto_map)
+    mapping: list[str | None]  # lead field per column (auto_map, or the caller's mapper)
     estimated_rows: int  # data rows, estimated from the head's average row length (exact for small files)
 
 
-def inspect_stream(stream: BinaryIO, *, chunk_size: int = 1 << 20) -> tuple[FileFacts, FileScan]:
+Mapper = Callable[[list[str]], list[str | None]]
+
+
+def inspect_stream(
+    stream: BinaryIO, *, chunk_size: int = 1 << 20, mapper: Mapper = auto_map
+) -> tuple[FileFacts, FileScan]:
     """Scan a whole file, then inspect it."""
     scanner = FileScanner()
     while chunk := stream.read(chunk_size):
         scanner.feed(chunk)
     scan = scanner.finish()
-    return inspect(scan.head, scan=scan), scan
+    return inspect(scan.head, scan=scan, mapper=mapper), scan
 
 
-def inspect(head: bytes, *, scan: FileScan | None = None) -> FileFacts:
+def inspect(head: bytes, *, scan: FileScan | None = None, mapper: Mapper = auto_map) -> FileFacts:
     """Encoding, delimiter, header and mapping from the file's first bytes.
 
     Without ``scan``, ``head`` is taken to be the whole file."""
@@ -78,7 +89,7 @@ def inspect(head: bytes, *, scan: FileScan | None = None) -> FileFacts:
             f"The file has a header ({', '.join(header)}) but no data rows: "
             "add the leads below the header row, one per line.",
         )
-    mapping = auto_map(header)
+    mapping = mapper(header)
     if not any(field in CONTACT_FIELDS for field in mapping):
         raise FileRejected(
             "no_contact_column",

@@ -66,6 +66,7 @@ def _wordset(words: str) -> frozenset[str]:
 _FILLERS = _wordset(
     "de du des d l la le les the of a au aux et "
     "contact contacts person personne lead leads prospect prospects piste pistes record fiche "
+    "interlocuteur decideur decideurs "
     "principal principale primary main 1"
 )
 # Words that make a column a second one of its field: it loses to any first one.
@@ -80,7 +81,7 @@ _PREFERRED = -1  # a word that makes a column better than a plain one ("Owner em
 _PLACES = "mailing home business work office domicile bureau postal postale"
 _KINDS = (
     "work pro professionnel professionnelle business bureau office home perso personnel personnelle "
-    "personal private prive privee domicile"
+    "personal private prive privee domicile travail"
 )
 
 
@@ -114,7 +115,7 @@ _RULES = (
         "email",
         "email, emails, mail, courriel, mel, adresse electronique",
         neutral="adresse address addr",
-        qualifiers=_KINDS,
+        qualifiers=_KINDS + " generique generic",
     ),
     _rule(
         "phone",
@@ -154,7 +155,7 @@ _RULES = (
     _rule(
         "notes",
         "commentaire, commentaires, notes, note, remarque, remarques, comment, comments, "
-        "observation, observations, description, memo",
+        "observation, observations, description, memo, remark, remarks",
         qualifiers="interne internes internal",
     ),
     _rule(
@@ -170,8 +171,9 @@ _RULES = (
 
 
 def normalize_name(name: str) -> str:
-    """Lower case, no accents, camelCase and punctuation as single spaces: "N° Tél." -> "n tel"."""
-    text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name)
+    """Lower case, no accents, camelCase, digits after letters and punctuation as single spaces:
+    "N° Tél." -> "n tel", "Street1" -> "street 1"."""
+    text = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[^\W\d_])(?=\d)", " ", name)
     text = unicodedata.normalize("NFKD", text.casefold())
     text = "".join(c for c in text if not unicodedata.combining(c))
     return " ".join(re.split(r"[\W_]+", text)).strip()

@@ -252,9 +252,10 @@ def _regroup(conn: Connection, job_id: Any, key: str, old_first: int | None) -> 
     heads = firsts + ([old_first] if old_first is not None else [])
     if not heads:
         return 0
-    followers = {
-        r["row_no"]: r["duplicate_of"] for r in conn.execute(queries()["key_followers"], {**params, "firsts": heads})
-    }
+    followers: dict[int, int] = {}
+    for head in dict.fromkeys(heads):
+        for r in conn.execute(queries()["key_followers"], {**params, "first": head}):
+            followers[r["row_no"]] = r["duplicate_of"]
     group = set(firsts) | set(followers)
     if not group:
         return 0
@@ -263,7 +264,8 @@ def _regroup(conn: Connection, job_id: Any, key: str, old_first: int | None) -> 
     if first in followers:
         moved.append(first)
     if moved:
-        conn.execute(queries()["point_rows_to"], {"job": job_id, "first": first, "rows": moved})
+        with conn.cursor() as cur:
+            cur.executemany(queries()["point_row_to"], [{"job": job_id, "first": first, "row": n} for n in moved])
     return (len(group) - 1) - len(followers)
 
 

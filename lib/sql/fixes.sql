@@ -42,15 +42,17 @@ select row_no from staged_rows
 where job_id = %(job)s and match_key = %(key)s and match_key is not null and duplicate_of is null
 
 -- name: key_followers
--- The rows repeating those first rows: a probe of staged_rows_duplicates_idx per first row.
+-- The rows repeating one first row: a probe of staged_rows_duplicates_idx. One statement per
+-- first row, by equality: with `duplicate_of = any(array)` a planner that takes the job for
+-- one row (statistics from before it existed) filters the job's rows instead of probing.
 select row_no, duplicate_of from staged_rows
-where job_id = %(job)s and duplicate_of = any(%(firsts)s::int[]) and duplicate_of is not null
-  and match_key = %(key)s
+where job_id = %(job)s and duplicate_of = %(first)s and duplicate_of is not null and match_key = %(key)s
 
--- name: point_rows_to
--- A duplicate group's rows: the first row points nowhere, the others at it.
+-- name: point_row_to
+-- One row of a duplicate group (run once per row, pipelined): the group's first row points
+-- nowhere, the others at it. By primary key, for the reason above.
 update staged_rows set duplicate_of = nullif(%(first)s::int, row_no)
-where job_id = %(job)s and row_no = any(%(rows)s::int[])
+where job_id = %(job)s and row_no = %(row)s
 
 -- name: set_fix_counts
 update import_jobs set

@@ -142,6 +142,18 @@ def test_a_fix_that_leaves_the_row_invalid_gives_its_new_reasons(api, conn, read
     assert {r["row_no"]: r["values"]["E-mail"] for r in page} == {2: "", 6: "toujours@faux"}
 
 
+def test_a_malformed_row_fixed_by_its_extra_cells(api, conn, tmp_path) -> None:
+    rows = [["m@exemple.fr", "", "ACME", "Paris", "en trop"], ["n@exemple.fr", "", "ACME", "Lyon"]]
+    ready = api.parse(conn, write_csv(tmp_path / "long.csv", LEAD_HEADER, rows).read_bytes(), "long.csv")
+    assert ready["error_counts"] == {"malformed_row": 1}
+    reply = fix(api, conn, ready["id"], 1, {"extra_cells": []})
+    assert (reply["row"]["valid"], reply["row"]["extra_cells"], reply["row"]["fix"]["extra_cells"]) == (True, [], [])
+    assert reply["row"]["fix"]["original"]["extra_cells"] == ["en trop"]
+    assert (reply["job"]["valid_rows"], reply["job"]["error_counts"], reply["job"]["fixed_rows"]) == (2, {}, 1)
+    reply = fix(api, conn, ready["id"], 1, {"extra_cells": None})  # back to the cells as read
+    assert reply["row"]["fix"] is None and reply["job"]["error_counts"] == {"malformed_row": 1}
+
+
 def test_a_fix_that_makes_a_row_repeat_an_earlier_one(api, conn, ready) -> None:
     reply = fix(api, conn, ready["id"], 8, {"cells": {"E-mail": "B@exemple.fr"}})
     assert reply["row"]["duplicate_of"] == 3
@@ -261,6 +273,7 @@ def test_bad_requests_change_nothing(api, conn, ready) -> None:
     cases = [
         ({}, 400), ([], 400), ({"cells": {"Courriel": "x@y.fr"}}, 400), ({"cells": {"E-mail": 3}}, 400),
         ({"cells": "x"}, 400), ({"excluded": "true"}, 400), ({"extra_cells": "x"}, 400), ({"other": 1}, 400),
+        ({"cells": {"E-mail": "a\x00@b.fr"}}, 400), ({"extra_cells": ["\x00"]}, 400),
     ]  # fmt: skip
     for body, expected in cases:
         status, reply = patch(api, job_id, 2, body)

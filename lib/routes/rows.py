@@ -118,10 +118,14 @@ def _change() -> row_fixes.Change:
     if not isinstance(cells, dict) or not all(v is None or isinstance(v, str) for v in cells.values()):
         raise BadRequest("cells must be an object of header name -> corrected value (a string, or null for empty)")
     change.cells = {k: v or "" for k, v in cells.items()}
+    if any("\x00" in v for v in change.cells.values()):
+        raise BadRequest("a cell cannot hold a NUL character")
     if "extra_cells" in body:
         extra = body["extra_cells"]
         if extra is not None and not (isinstance(extra, list) and all(isinstance(v, str) for v in extra)):
             raise BadRequest("extra_cells must be a list of strings, or null for the cells as read")
+        if extra and any("\x00" in v for v in extra):
+            raise BadRequest("a cell cannot hold a NUL character")
         change.extra_cells, change.set_extra = extra, True
     if "excluded" in body:
         if not isinstance(body["excluded"], bool):

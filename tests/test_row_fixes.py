@@ -320,6 +320,27 @@ def test_two_concurrent_fixes_of_one_row(api, conn, ready) -> None:
         bodies.reverse()
 
 
+def test_a_fix_waits_for_the_jobs_lock(api, conn, ready, database_url) -> None:
+    """A fix takes the job's row lock, the one slices and status changes hold: while another
+    transaction holds it, the fix changes nothing; once released, it goes through."""
+    import psycopg
+
+    job_id = ready["id"]
+    before = staged_rows(conn, job_id)
+    with psycopg.connect(database_url, autocommit=True) as other:
+        with other.transaction():
+            other.execute("select 1 from import_jobs where id = %s for update", (job_id,))
+            replies: list[Any] = []
+            sender = threading.Thread(target=lambda: replies.append(patch(api, job_id, 2, {"excluded": True})))
+            sender.start()
+            sender.join(1.0)
+            assert sender.is_alive() and not replies
+            assert staged_rows(conn, job_id) == before
+        sender.join(30)
+    assert replies[0][0] == 200
+    assert consistent(conn, job_id)["excluded_rows"] == 1
+
+
 def test_the_error_report_after_fixes(api, conn, ready) -> None:
     job_id = ready["id"]
     fix(api, conn, job_id, 2, {"cells": {"E-mail": "e@exemple.fr"}})  # valid now: not reported

@@ -102,10 +102,12 @@ def main() -> None:
             with path.open("rb") as f:
                 f.seek(facts.data_offset)
                 records = iter_records(f, start=facts.data_offset, encoding=facts.encoding, delimiter=facts.delimiter)
-                for row_no, (cells, _end) in enumerate(records, 1):
+                offset = facts.data_offset
+                for row_no, (cells, end) in enumerate(records, 1):
                     row = checker.check(row_no, cells)
                     first = firsts.setdefault(row.key, row_no) if row.key else row_no
-                    size += len(copy_line(JOB_ID, row, first))
+                    size += len(copy_line(JOB_ID, row, first, offset))
+                    offset = end
             return size
 
         read_s, rows = best(args.repeat, read)

@@ -10,7 +10,7 @@ from flask import Flask, jsonify
 
 from lib.config import Settings
 from lib.errors import LeadImportError
-from lib.routes import commit, cron, jobs, mappings, review, slices
+from lib.routes import commit, cron, jobs, mappings, members, review, rows, site, slices
 from lib.services import Services, init_app
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(commit.bp)
     app.register_blueprint(review.bp)
     app.register_blueprint(mappings.bp)
+    app.register_blueprint(rows.bp)
+    app.register_blueprint(members.bp)
+    app.register_blueprint(site.bp)
 
     @app.errorhandler(LeadImportError)
     def _domain_error(exc: LeadImportError) -> Any:

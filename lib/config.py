@@ -30,6 +30,12 @@ def supabase_url(env: Mapping[str, str]) -> str | None:
     return url.rstrip("/") if url else None
 
 
+def supabase_anon_key(env: Mapping[str, str]) -> str | None:
+    """The Supabase project's public (anon) key, which the import page signs in with:
+    SUPABASE_ANON_KEY, else the frontend's NEXT_PUBLIC_SUPABASE_ANON_KEY."""
+    return env.get("SUPABASE_ANON_KEY") or env.get("NEXT_PUBLIC_SUPABASE_ANON_KEY") or None
+
+
 def _app_url(env: Mapping[str, str]) -> str:
     """Public base URL of the endpoints; QStash signs it as `sub`, so never the Host header."""
     if env.get("APP_URL"):
@@ -51,6 +57,11 @@ class Settings:
     cron_secret: str | None = None
     supabase_url: str | None = None
     jwt_secret: str | None = None
+    supabase_anon_key: str | None = None
+    # The largest file an import takes (IMPORT_MAX_FILE_MB): refused at job creation when the
+    # browser states the size, and at validating whatever it said.
+    max_file_mb: int = 256
+    default_region: str = "FR"
     local_data_dir: Path = Path(".local")
     # The slice budget: well under Vercel's maxDuration (vercel.json) and short
     # enough that a watched job moves at least every 2 seconds.
@@ -87,6 +98,8 @@ class Settings:
             cron_secret=env.get("CRON_SECRET") or None,
             supabase_url=supabase_url(env),
             jwt_secret=env.get("SUPABASE_JWT_SECRET") or None,
+            supabase_anon_key=supabase_anon_key(env),
+            max_file_mb=int(env.get("IMPORT_MAX_FILE_MB", cls.max_file_mb)),
             local_data_dir=Path(env.get("LOCAL_DATA_DIR", ".local")),
             slice_seconds=float(env.get("IMPORT_SLICE_SECONDS", cls.slice_seconds)),
             parse_slice_rows=int(env.get("IMPORT_PARSE_SLICE_ROWS", cls.parse_slice_rows)),
@@ -96,6 +109,10 @@ class Settings:
             statement_timeout=float(env.get("IMPORT_STATEMENT_TIMEOUT_SECONDS", cls.statement_timeout)),
             env=env,
         )
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.max_file_mb * 1024 * 1024
 
     def endpoint_url(self, path: str) -> str:
         return f"{self.app_url}/{path.lstrip('/')}"

@@ -20,6 +20,12 @@ class JobNotFound(LeadImportError):
     status = 404
 
 
+class OrganizationNotFound(LeadImportError):
+    """No such organization among yours."""
+
+    status = 404
+
+
 class IllegalTransition(LeadImportError):
     """The job is not in a status that allows this."""
 

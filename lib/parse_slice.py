@@ -25,9 +25,10 @@ from lib import remembered
 from lib.db import queries
 from lib.errors import JobFailed
 from lib.parse.detect import inspect_stream
-from lib.parse.errors import ParseError
+from lib.parse.errors import ParseError, too_large
 from lib.parse.reader import iter_records
 from lib.parse.rows import RowChecker, StagedRow
+from lib.row_fixes import fixed_row, fixes_after
 from lib.slice_types import SliceContext, SliceResult
 from lib.storage import ObjectMissing
 
@@ -46,6 +47,9 @@ def run_slice(ctx: SliceContext) -> SliceResult:
 
 def validate(ctx: SliceContext) -> SliceResult:
     job = ctx.job
+    # Checked again whatever the browser said at job creation, before reading a byte.
+    if refusal := too_large(ctx.services.storage.size(job["storage_path"]), ctx.settings.max_file_mb):
+        raise refusal
     chosen: list[remembered.Choice] = []
 
     def mapper(header: list[str]) -> list[str | None]:
@@ -84,7 +88,8 @@ def validate(ctx: SliceContext) -> SliceResult:
 
 def stage_rows(ctx: SliceContext) -> SliceResult:
     conn, job = ctx.conn, ctx.job
-    checker = RowChecker(job["header"], job["mapping"], region=job["settings"].get("region", "FR"))
+    header = job["header"]
+    checker = RowChecker(header, job["mapping"], region=job["settings"].get("region", "FR"))
     cap = ctx.settings.parse_slice_rows
     start, row_no = job["parse_cursor"], job["total_rows"]
     cursor, valid = start, 0
@@ -96,6 +101,9 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
     lines: list[bytes] = []
     job_id = str(job["id"]).encode()
     clock, deadline = time.monotonic, ctx.deadline  # read for every row: kept to a local call
+    # The fixes made in review of the rows this slice stages (a re-parse after a mapping
+    # change): applied again, by the same code as the fix itself.
+    fixes = fixes_after(conn, job["id"], row_no)
     with (
         ctx.services.storage.open(job["storage_path"], start) as stream,
         conn.cursor().copy(queries()["copy_staged_rows"], writer=QueuedLibpqWriter(conn.cursor())) as copy,
@@ -105,14 +113,19 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
         )
         for cells, end in records:
             row_no += 1
-            r = checker.check(row_no, cells)
+            if fixes and row_no in fixes:
+                r = fixed_row(checker, row_no, cells, header, fixes[row_no])
+                keep = True
+            else:
+                r = checker.check(row_no, cells)
+                keep = False
             if key := r.key:
                 first = firsts.setdefault(key, row_no)
                 if first != row_no:
                     repeats.append((row_no, key))
             else:
                 first = row_no
-            lines.append(copy_line(job_id, r, first))
+            lines.append(copy_line(job_id, r, first, cursor, keep))
             if len(lines) == COPY_BATCH:
                 copy.write(b"".join(lines))
                 lines.clear()
@@ -159,17 +172,20 @@ def _array(codes: list[str]) -> bytes:
     return ("{" + ",".join(codes) + "}").encode() if codes else b"{}"
 
 
-def copy_line(job_id: bytes, r: StagedRow, first: int) -> bytes:
+def copy_line(job_id: bytes, r: StagedRow, first: int, offset: int, keep_raw: bool = False) -> bytes:
     """One staged row as a line of COPY's text format; `first` is the row's own number, or
-    that of the earlier row of the slice it repeats (bench/parse_micro.py times it)."""
+    that of the earlier row of the slice it repeats; `offset` where its record starts in the
+    file (bench/parse_micro.py times it)."""
     # Email, phone and key are normalized values (no backslash, tab or line break): no escaping.
-    # The cells as read are kept only where the review shows them: rows with a code.
+    # The cells are kept only where the review shows them: rows with a code, and fixed rows
+    # (`keep_raw`). A fix of another row reads its cells back from the file at `offset`.
     return b"\t".join(
         (
-            job_id, b"%d" % r.row_no, _json(r.raw) if r.errors or r.warnings else NULL, _json(r.fields),
+            job_id, b"%d" % r.row_no, _json(r.raw) if r.errors or r.warnings or keep_raw else NULL, _json(r.fields),
             _json(r.custom) if r.custom else b"{}", r.email.encode() if r.email else NULL,
             r.phone.encode() if r.phone else NULL, r.key.encode() if r.key else NULL, _array(r.errors),
             _array(r.warnings), b"t" if r.valid else b"f", b"%d" % first if first != r.row_no else NULL,
+            b"%d" % offset,
         )
     ) + b"\n"  # fmt: skip
 

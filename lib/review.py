@@ -26,6 +26,7 @@ ERROR_TEXT = {
     "malformed_row": "The row has more cells than the header has columns (a stray delimiter or quote?).",
     "invalid_email": "The email address is not valid.",
     "invalid_phone": "The phone number is not valid.",
+    "excluded": "Excluded from the import during review.",
 }
 WARNING_TEXT = {
     "invalid_email": "The email address is not valid: the lead is imported with it as written, "

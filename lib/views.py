@@ -13,7 +13,7 @@ PUBLIC_FIELDS = (
     "file_sha256", "encoding", "delimiter", "header", "mapping", "duplicate_of_job_id", "settings",
     "total_rows", "estimated_total_rows", "valid_rows", "invalid_rows", "duplicate_rows",
     "inserted_rows", "updated_rows", "skipped_rows", "reverted_rows", "error_counts",
-    "warning_counts", "slices_done", "error_message", "heartbeat_at", "created_at",
+    "warning_counts", "fixed_rows", "excluded_rows", "dropped_fixes", "slices_done", "error_message", "heartbeat_at", "created_at",
     "updated_at", "parse_finished_at", "commit_started_at", "finished_at",
     "mapping_source", "remembered_mapping_id",
 )  # fmt: skip

@@ -72,6 +72,11 @@ def test_hot_statements_read_rows_in_proportion_to_their_work(stack, conn, tmp_p
     for n in valid:
         leads[n - 1], inserted[n - 1], updated[n - 1] = commit_slice._lead_id(prefix, n), "i", "u"
     base = {"job": job_id, "org": org, "after": 0, "until": CHUNK}
+    repeated = conn.execute(
+        "select match_key, duplicate_of from staged_rows where job_id = %s and duplicate_of is not null limit 1",
+        (job_id,),
+    ).fetchone()
+    group = {"job": job_id, "key": repeated["match_key"]}
     statements = {
         "earlier_keys": {"job": job_id, "before": CHUNK, "keys": [k for k in keys[CHUNK:] if k]},
         "point_to_earlier_keys": {"job": job_id, "after": CHUNK, "until": 2 * CHUNK, "firsts": rows},
@@ -84,6 +89,13 @@ def test_hot_statements_read_rows_in_proportion_to_their_work(stack, conn, tmp_p
         "revert_leads": {"job": job_id, "limit": CHUNK},
         "invalid_rows_page": {"job": job_id, "after": 0, "limit": 100},
         "review_examples": {"job": job_id, "codes": list(row["error_counts"]), "warnings": False, "limit": 5},
+        # A fix in review (lib/row_fixes.py): the row, its fix, its key's duplicate group.
+        "staged_row": {"job": job_id, "row": CHUNK},
+        "row_fix": {"job": job_id, "row": CHUNK},
+        "fixes_after": {"job": job_id, "after": 0},
+        "key_firsts": group,
+        "key_followers": {**group, "first": repeated["duplicate_of"]},
+        "point_row_to": {"job": job_id, "first": repeated["duplicate_of"], "row": repeated["duplicate_of"]},
         "delete_staged_rows": {"id": job_id},
     }  # fmt: skip
     touched, plans = {}, {}
@@ -95,6 +107,9 @@ def test_hot_statements_read_rows_in_proportion_to_their_work(stack, conn, tmp_p
     # rescans this job's rows per row, touches far more than this.
     bound = 20 * CHUNK
     assert {name: n for name, n in touched.items() if n > bound} == {}
+    # A fix reads its row and its key's duplicate group (two rows here), nothing else.
+    fix = ("staged_row", "row_fix", "fixes_after", "key_firsts", "key_followers", "point_row_to")
+    assert {name: touched[name] for name in fix if touched[name] > 10} == {}
 
 
 def test_a_statement_past_its_timeout_rolls_the_slice_back_and_the_retry_completes(

@@ -15,6 +15,7 @@ from flask import Blueprint, g, jsonify, request
 from lib import manager
 from lib.db import queries
 from lib.errors import BadRequest
+from lib.parse.errors import too_large
 from lib.routes.guard import authenticate, flag, int_arg, json_body, load_job, org_from
 from lib.services import connection, services
 from lib.views import job_view
@@ -27,15 +28,22 @@ HISTORY_PAGE, MAX_HISTORY_PAGE = 50, 200
 
 @bp.post("")
 def create() -> Any:
-    """A new job for a file the browser is about to upload (signed upload URL included)."""
+    """A new job for a file the browser is about to upload (signed upload URL included).
+    `file_size` (bytes, optional): a file over IMPORT_MAX_FILE_MB is refused here (400
+    `file_too_large`), before its upload."""
     body = json_body()
     file_name = str(body.get("file_name") or "").strip()
     if not file_name or "/" in file_name or "\\" in file_name or len(file_name) > 255:
         raise BadRequest("file_name is required: the name of the CSV file, without folders")
-    org = org_from(body.get("organization_id"))
-    settings = {"region": str(body.get("region") or "FR").upper()}
-    storage_path = f"{org}/{uuid.uuid4()}/{file_name}"
     svc = services()
+    size = body.get("file_size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise BadRequest("file_size must be the file's size in bytes, a whole number")
+    if size is not None and (refusal := too_large(size, svc.settings.max_file_mb)):
+        raise BadRequest(refusal.message, code=refusal.code)
+    org = org_from(body.get("organization_id"))
+    settings = {"region": str(body.get("region") or svc.settings.default_region).upper()}
+    storage_path = f"{org}/{uuid.uuid4()}/{file_name}"
     job = manager.create_job(
         connection(),
         org=org,

@@ -77,22 +77,23 @@ select organization_id, role, email from organization_members where user_id = %(
 order by created_at
 
 -- name: purge_staged_rows
--- Staged rows of jobs finished long ago: their counts and leads stay, the rows and their
--- outcomes go.
+-- Staged rows of jobs finished long ago: their counts and leads stay, the rows, their
+-- outcomes and their fixes go.
 with old as (
   select id from import_jobs
   where status in ('completed', 'failed', 'cancelled', 'reverted')
     and updated_at < now() - make_interval(days => %(days)s)
 ), outcomes as (
   delete from staged_outcomes o using old where o.job_id = old.id
-
+), fixes as (
+  delete from staged_row_fixes f using old where f.job_id = old.id
 )
 delete from staged_rows s using old where s.job_id = old.id
 
 -- name: copy_staged_rows
 copy staged_rows (
   job_id, row_no, raw, fields, custom, email_normalized, phone_e164, match_key, errors,
-  warnings, valid, duplicate_of
+  warnings, valid, duplicate_of, record_offset
 ) from stdin
 
 -- name: earlier_job_same_file

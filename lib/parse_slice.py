@@ -21,19 +21,23 @@ from typing import Any
 import orjson
 from psycopg.copy import QueuedLibpqWriter
 
+from lib import workbook_step
 from lib.db import queries
 from lib.errors import JobFailed
-from lib.parse.detect import inspect_stream
+from lib.parse.detect import FileFacts, FileScan, inspect_stream
 from lib.parse.errors import ParseError
 from lib.parse.reader import iter_records
 from lib.parse.rows import RowChecker, StagedRow
+from lib.parse.workbook import DELIMITER as WORKBOOK_DELIMITER
+from lib.parse.workbook import is_workbook
 from lib.slice_types import SliceContext, SliceResult
+from lib.status import Status
 from lib.storage import ObjectMissing
 
 
 def run_slice(ctx: SliceContext) -> SliceResult:
     try:
-        return validate(ctx) if ctx.job["slice_no"] == 0 else stage_rows(ctx)
+        return validate(ctx) if ctx.job["status"] == Status.VALIDATING else stage_rows(ctx)
     except ParseError as exc:
         raise JobFailed(exc.message, code=exc.code) from exc
     except ObjectMissing as exc:
@@ -44,9 +48,23 @@ def run_slice(ctx: SliceContext) -> SliceResult:
 
 
 def validate(ctx: SliceContext) -> SliceResult:
+    """Slice 0; for a workbook, slice 0 reads it (lib/workbook_step.py) and the next slice
+    converts it and validates the CSV it became."""
     job = ctx.job
-    with ctx.services.storage.open(job["storage_path"]) as stream:
-        facts, scan = inspect_stream(stream)
+    storage = ctx.services.storage
+    if job["slice_no"] == 0 and is_workbook(storage.read_head(job["storage_path"], 8)):
+        return workbook_step.read(ctx)
+    if job["workbook"] is None:
+        with storage.open(job["storage_path"]) as stream:
+            facts, scan = inspect_stream(stream)
+        return _validated(ctx, facts, scan, {})
+    with workbook_step.converted(ctx) as (stream, workbook):
+        facts, scan = inspect_stream(stream, delimiter=WORKBOOK_DELIMITER)
+    return _validated(ctx, facts, scan, {"workbook": workbook})
+
+
+def _validated(ctx: SliceContext, facts: FileFacts, scan: FileScan, changes: dict[str, Any]) -> SliceResult:
+    job = ctx.job
     earlier = ctx.conn.execute(
         queries()["earlier_job_same_file"], {"org": job["organization_id"], "sha": scan.sha256, "id": job["id"]}
     ).fetchone()
@@ -63,6 +81,7 @@ def validate(ctx: SliceContext) -> SliceResult:
             "mapping": facts.mapping,
             "data_offset": facts.data_offset,
             "duplicate_of_job_id": earlier["id"] if earlier else None,
+            **changes,
         },
     )
 
@@ -82,7 +101,7 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
     job_id = str(job["id"]).encode()
     clock, deadline = time.monotonic, ctx.deadline  # read for every row: kept to a local call
     with (
-        ctx.services.storage.open(job["storage_path"], start) as stream,
+        ctx.services.storage.open(parsed_path(job), start) as stream,
         conn.cursor().copy(queries()["copy_staged_rows"], writer=QueuedLibpqWriter(conn.cursor())) as copy,
     ):
         records = iter_records(
@@ -125,6 +144,11 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
         result.estimated_total_rows = row_no
         result.changes = {"parse_finished_at": datetime.now(UTC)}
     return result
+
+
+def parsed_path(job: dict[str, Any]) -> str:
+    """The stored file the parse reads: the upload, or the CSV its workbook became."""
+    return str(job["workbook"]["csv_path"]) if job["workbook"] else str(job["storage_path"])
 
 
 # COPY's text format, written by hand as bytes: psycopg's write_row adapts each value on its

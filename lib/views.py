@@ -13,7 +13,7 @@ PUBLIC_FIELDS = (
     "total_rows", "estimated_total_rows", "valid_rows", "invalid_rows", "duplicate_rows",
     "inserted_rows", "updated_rows", "skipped_rows", "reverted_rows", "error_counts",
     "warning_counts", "slices_done", "error_message", "heartbeat_at", "created_at",
-    "updated_at", "parse_finished_at", "commit_started_at", "finished_at",
+    "updated_at", "parse_finished_at", "commit_started_at", "finished_at", "workbook",
 )  # fmt: skip
 
 
@@ -27,6 +27,9 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
     # The current phase's progress in rows (lib/phases.py): while the file is being read,
     # the rows expected are an estimate from the bytes read so far.
     view["rows_done"], view["rows_expected"] = progress(job)
+    # A workbook's conversion is one step without row progress: say what it is doing.
+    workbook = job.get("workbook")
+    view["activity"] = "reading the workbook" if workbook and workbook.get("state") == "reading" else None
     return view
 
 

@@ -34,26 +34,29 @@ class FileFacts:
     estimated_rows: int  # data rows, estimated from the head's average row length (exact for small files)
 
 
-def inspect_stream(stream: BinaryIO, *, chunk_size: int = 1 << 20) -> tuple[FileFacts, FileScan]:
+def inspect_stream(
+    stream: BinaryIO, *, chunk_size: int = 1 << 20, delimiter: str | None = None
+) -> tuple[FileFacts, FileScan]:
     """Scan a whole file, then inspect it."""
     scanner = FileScanner()
     while chunk := stream.read(chunk_size):
         scanner.feed(chunk)
     scan = scanner.finish()
-    return inspect(scan.head, scan=scan), scan
+    return inspect(scan.head, scan=scan, delimiter=delimiter), scan
 
 
-def inspect(head: bytes, *, scan: FileScan | None = None) -> FileFacts:
+def inspect(head: bytes, *, scan: FileScan | None = None, delimiter: str | None = None) -> FileFacts:
     """Encoding, delimiter, header and mapping from the file's first bytes.
 
-    Without ``scan``, ``head`` is taken to be the whole file."""
+    Without ``scan``, ``head`` is taken to be the whole file. ``delimiter``: known already
+    (the CSV a workbook became), not guessed."""
     size = scan.size if scan is not None else len(head)
     whole = size <= len(head)
     if not size:
         raise FileRejected("empty_file", "The file is empty. Upload the CSV file that holds your leads.")
     encoding, bom = choose_encoding(head, scan, whole)
 
-    start, delimiter = bom, None
+    start = bom
     if m := _SEP_LINE.match(head, bom):  # Excel's delimiter hint line, "sep=;"
         start, delimiter = m.end(), m[1].decode(encoding)
     parsed = {d: _records(head, start, encoding, d, whole) for d in ([delimiter] if delimiter else DELIMITERS)}

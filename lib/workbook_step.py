@@ -83,6 +83,7 @@ def converted(ctx: SliceContext) -> Iterator[tuple[BinaryIO, dict[str, Any]]]:
                 sheets=[s.to_json() for s in result.sheets],
                 csv_path=key,
                 convert_seconds=round(time.monotonic() - started, 3),
+                convert_peak_rss_mb=result.peak_rss_mb,
             )
             try:
                 yield out, workbook

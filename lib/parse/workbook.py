@@ -74,6 +74,7 @@ class Conversion:
     sheet: str
     sheets: list[Sheet]
     rows: int  # data rows written
+    peak_rss_mb: float | None = None  # the converting process's peak RSS, when measured
 
 
 def is_workbook(head: bytes) -> bool:
@@ -335,7 +336,7 @@ def convert_bounded(path: str, out_path: str, sheet: str | None, bounds: Bounds)
         reply = None
     if proc.returncode == 0 and isinstance(reply, dict) and "sheet" in reply:
         sheets = [Sheet(s["name"], s["rows"]) for s in reply["sheets"]]
-        return Conversion(reply["sheet"], sheets, reply["rows"])
+        return Conversion(reply["sheet"], sheets, reply["rows"], reply.get("peak_rss_mb"))
     if isinstance(reply, dict) and "code" in reply:
         raise FileRejected(reply["code"], reply["message"])
     raise FileRejected(
@@ -363,8 +364,20 @@ def _child(argv: list[str]) -> int:
     except BaseException as exc:
         print(json.dumps({"code": "workbook_unreadable", "message": _corrupt(exc).message}))
         return 1
-    print(json.dumps({"sheet": result.sheet, "sheets": [s.to_json() for s in result.sheets], "rows": result.rows}))
+    sheets = [s.to_json() for s in result.sheets]
+    print(json.dumps({"sheet": result.sheet, "sheets": sheets, "rows": result.rows, "peak_rss_mb": _peak_rss_mb()}))
     return 0
+
+
+def _peak_rss_mb() -> float | None:
+    """This process's peak RSS (VmHWM: it counts the reader's native memory), where Linux says."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 if __name__ == "__main__":

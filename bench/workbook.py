@@ -6,6 +6,11 @@ memory, which tracemalloc does not) and what it gives for a whole number, a phon
 a number, a decimal, a date, a date with a time, a formula and a boolean.
 
     python -m bench.workbook [--rows 210202] [--file PATH.xlsx]
+    python -m bench.workbook --limits 210202 290000 400000
+
+--limits: sample workbooks of these sizes through the service's own checks and bounded
+conversion (lib/config.py's Settings.workbook_*): accepted or refused, with the
+conversion's seconds and peak RSS, to find the largest workbook that fits with margin.
 """
 
 from __future__ import annotations
@@ -111,15 +116,52 @@ def measure(path: Path) -> list[dict[str, object]]:
     return results
 
 
+def limits(sizes: list[int]) -> int:
+    """The service's checks and bounded conversion on sample workbooks of these sizes."""
+    import zipfile
+
+    from lib.config import Settings
+    from lib.parse.errors import FileRejected
+    from lib.parse.sample_workbook import write_sample_workbook
+    from lib.parse.workbook import check_workbook, convert_bounded
+    from lib.workbook_step import bounds, limits
+
+    settings = Settings.from_env({})
+    print(f"limits: {settings.workbook_max_mb} MB file, {settings.workbook_max_expanded_mb} MB of parts, "
+          f"reader capped at {settings.workbook_memory_mb} MB and {settings.workbook_seconds:.0f} s")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            path = Path(tmp) / f"leads-{n}.xlsx"
+            write_sample_workbook(path, n)
+            size = path.stat().st_size
+            with zipfile.ZipFile(path) as z:
+                expanded = sum(i.file_size for i in z.infolist())
+            line = f"  {n:>9,} rows: {size / 1e6:6.1f} MB file, {expanded / 1e6:6.1f} MB of parts: "
+            started = time.perf_counter()
+            try:
+                with path.open("rb") as f:
+                    check_workbook(f, size, limits(settings))
+                result = convert_bounded(str(path), str(Path(tmp) / "out.csv"), None, bounds(settings))
+                took = time.perf_counter() - started
+                print(line + f"accepted, converted in {took:.1f} s, peak RSS {result.peak_rss_mb} MB")
+            except FileRejected as exc:
+                print(line + f"refused ({exc.code}) after {time.perf_counter() - started:.1f} s")
+            path.unlink()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=210_202)
     p.add_argument("--file", type=Path)
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    p.add_argument("--limits", type=int, nargs="+", metavar="ROWS")
     args = p.parse_args(argv)
     if args.child:
         print(json.dumps(run_reader(*args.child)))
         return 0
+    if args.limits:
+        return limits(args.limits)
     with tempfile.TemporaryDirectory() as tmp:
         probe = Path(tmp) / "probe.xlsx"
         write_probe(probe)

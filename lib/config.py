@@ -105,6 +105,7 @@ class Settings:
             max_sweeps=int(env.get("IMPORT_MAX_SWEEPS", cls.max_sweeps)),
             workbook_max_mb=int(env.get("IMPORT_WORKBOOK_MAX_MB", cls.workbook_max_mb)),
             workbook_max_expanded_mb=int(env.get("IMPORT_WORKBOOK_MAX_EXPANDED_MB", cls.workbook_max_expanded_mb)),
+            workbook_seconds=float(env.get("IMPORT_WORKBOOK_SECONDS", cls.workbook_seconds)),
             statement_timeout=float(env.get("IMPORT_STATEMENT_TIMEOUT_SECONDS", cls.statement_timeout)),
             env=env,
         )

@@ -30,6 +30,8 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
     # A workbook's conversion is one step without row progress: say what it is doing.
     workbook = job.get("workbook")
     view["activity"] = "reading the workbook" if workbook and workbook.get("state") == "reading" else None
+    if workbook:  # where the CSV is stored is the service's business, like storage_path
+        view["workbook"] = {k: v for k, v in workbook.items() if k != "csv_path"}
     return view
 
 

@@ -126,7 +126,7 @@ def limits(sizes: list[int]) -> int:
     from lib.parse.workbook import check_workbook, convert_bounded
     from lib.workbook_step import bounds, limits
 
-    settings = Settings.from_env({})
+    settings = Settings.from_env()  # IMPORT_WORKBOOK_* apply
     print(f"limits: {settings.workbook_max_mb} MB file, {settings.workbook_max_expanded_mb} MB of parts, "
           f"reader capped at {settings.workbook_memory_mb} MB and {settings.workbook_seconds:.0f} s")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:

@@ -54,7 +54,13 @@ def read(ctx: SliceContext) -> SliceResult:
     return SliceResult(
         cursor=0,
         action="read_workbook",
-        changes={"workbook": workbook, "lease_seconds": max(job["lease_seconds"], ctx.settings.workbook_lease_seconds)},
+        changes={
+            "workbook": workbook,
+            "lease_seconds": max(job["lease_seconds"], ctx.settings.workbook_lease_seconds),
+            # Not validated yet (after a restart, an earlier validation's offset is stale): a
+            # retry of a failed conversion resumes in validating (lib/phases.py opened_by).
+            "data_offset": None,
+        },
     )
 
 

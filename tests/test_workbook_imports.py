@@ -108,6 +108,10 @@ def test_a_sheet_chosen_at_creation_and_another_while_ready(stack, conn, tmp_pat
     assert status == 400 and "Feuil9" in reply["message"] and "Leads" in reply["message"], reply
     status, reply = api.call("PUT", f"/api/jobs/{job_id}/sheet", {"sheet": 3})
     assert status == 400, reply
+    unknown = api.create(conn, path, sheet="Feuil9")
+    api.start(unknown)
+    message = finished(conn, unknown, "failed")["error_message"]
+    assert "no sheet named 'Feuil9'" in message and "Leads, Salon" in message, message
     csv_job = api.parse(conn, tmp_path.joinpath("x.csv").write_text("E-mail\na@b.fr\n") and tmp_path / "x.csv")
     status, reply = api.call("PUT", f"/api/jobs/{csv_job['id']}/sheet", {"sheet": "Leads"})
     assert status == 409 and "CSV" in reply["message"], reply

@@ -204,16 +204,25 @@ def convert(path: str, out: BinaryIO, sheet: str | None = None) -> Conversion:
 def write_csv(rows: Iterable[list[Any]], text: io.TextIOWrapper) -> int:
     """The rows as CSV, header first; returns the rows written (header included), 0 when
     the sheet has no data (nothing is written then)."""
+    cells = _cells(rows)
+    header = next(cells, None)
+    if header is None:
+        return 0
     writer = csv.writer(text, delimiter=DELIMITER, lineterminator="\r\n")
-    written, width = 0, 0
-    for cells in _cells(rows):
-        if not written:
-            width = len(cells)
-        elif len(cells) < width:
-            # Padded to the header's width, so every record has as many fields.
-            cells.extend([""] * (width - len(cells)))
-        writer.writerow(cells)
-        written += 1
+    writer.writerow(header)
+    width, written = len(header), 1
+    padding = [""] * width
+
+    def padded() -> Iterator[list[str]]:
+        # Padded to the header's width, so every record has as many fields.
+        nonlocal written
+        for row in cells:
+            if len(row) < width:
+                row.extend(padding[len(row) :])
+            written += 1
+            yield row
+
+    writer.writerows(padded())
     return written
 
 
@@ -224,7 +233,8 @@ def _count(rows: Iterable[list[Any]]) -> int:
 def _cells(rows: Iterable[list[Any]]) -> Iterator[list[str]]:
     """Each row with a non-empty cell, as text, without its trailing empty cells."""
     for row in rows:
-        cells = [cell_text(v) for v in row]
+        # Text cells (most of them) skip the call.
+        cells = [v if type(v) is str else cell_text(v) for v in row]
         while cells and not cells[-1].strip():
             cells.pop()
         if cells:

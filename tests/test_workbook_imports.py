@@ -144,7 +144,14 @@ def test_the_job_shows_it_is_reading_the_workbook_under_a_lease_that_covers_it(
         assert reply["job"]["activity"] is None
 
 
-@pytest.mark.parametrize("name", list(HOSTILE))
+# Every message is checked quickly in tests/test_workbook_cells.py; through the whole
+# service, two run by default (the child's abort among them) and the others in the slow run.
+THROUGH_THE_SERVICE = [
+    name if name in ("encrypted", "stray_far_value") else pytest.param(name, marks=pytest.mark.slow) for name in HOSTILE
+]
+
+
+@pytest.mark.parametrize("name", THROUGH_THE_SERVICE)
 def test_a_hostile_workbook_fails_its_job_with_what_to_do(stack, conn, tmp_path: Path, name: str) -> None:
     api = Api(stack)
     job_id = api.create(conn, hostile(tmp_path, name))

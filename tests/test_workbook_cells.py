@@ -102,6 +102,9 @@ def test_first_sheet_with_data_and_a_chosen_sheet(tmp_path: Path) -> None:
     assert csv_of(path, "Salon")[0] == [["E-mail"], ["b@x.fr"]]
     with pytest.raises(FileRejected, match="no sheet named 'Autre'"):
         csv_of(path, "Autre")
+    empty = write_xlsx(tmp_path / "empty.xlsx", {"Vide": [], "Leads": [["E-mail"], ["a@exemple.fr"]]})
+    with pytest.raises(FileRejected, match=r"The sheet 'Vide' is empty\. .*the others: Leads"):
+        csv_of(empty, "Vide")
 
 
 def test_numbers_lost_zeros_and_regions_come_back_through_the_row_rules(tmp_path: Path) -> None:

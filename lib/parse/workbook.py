@@ -183,8 +183,9 @@ def convert(path: str, out: BinaryIO, sheet: str | None = None) -> Conversion:
             if wanted and sheet is not None and not count:
                 raise FileRejected(
                     "empty_sheet",
-                    f"The sheet {sheet!r} is empty. Choose a sheet that holds your leads: "
-                    + ", ".join(f"{s.name} ({s.rows:,} rows)" for s in sheets if s.rows),
+                    f"The sheet {sheet!r} is empty. Choose the sheet that holds your leads; the others: "
+                    + ", ".join(n for n in names if n != sheet)
+                    + ".",
                 )
         text.flush()
     finally:

@@ -1,6 +1,10 @@
 """End-to-end benchmark: an Excel-style file of N rows through the local stack, as production runs.
 
-    python -m bench.e2e [--rows 210202 ...] [--runs 3] [--json] [--database-url URL]
+    python -m bench.e2e [--rows 210202 ...] [--runs 3] [--json] [--database-url URL] [--workbook]
+
+--workbook: the same rows also as an .xlsx (lib/parse/sample_workbook.py), imported in the
+same run right after the CSV: its end-to-end time beside the CSV's, and its conversion's
+seconds and peak RSS (the converting process's VmHWM, which sees calamine's native memory).
 
 Per run: a fresh data folder (embedded Postgres unless --database-url, where a fresh
 database is created, and dropped at the end), `python -m lib serve` in its own process (real HTTP between the local
@@ -35,6 +39,7 @@ import psycopg
 from lib.local.databases import run_database
 from lib.local.stack import running_stack_env
 from lib.parse.sample import write_sample_csv
+from lib.parse.sample_workbook import write_sample_workbook
 
 ROOT = Path(__file__).resolve().parent.parent
 SLICE_LINE = re.compile(
@@ -73,7 +78,9 @@ def serving(env: dict[str, str], log_path: Path) -> Iterator[tuple[dict[str, str
             serve.wait()
 
 
-def run_once(csv_path: Path, database_url: str | None) -> dict[str, Any]:
+def run_once(csv_path: Path, database_url: str | None, baseline_csv: Path | None = None) -> dict[str, Any]:
+    """One import of `csv_path` (a CSV or a workbook); the raw baseline reads `baseline_csv`
+    (default: the file itself)."""
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, run_database(database_url, Path(tmp), "bench") as url:
         env = {**os.environ, "LOCAL_DATA_DIR": tmp, "LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT), "DATABASE_URL": url}
         env.pop("QSTASH_TOKEN", None)
@@ -87,9 +94,13 @@ def run_once(csv_path: Path, database_url: str | None) -> dict[str, Any]:
                 raise RuntimeError(f"import failed:\n{out.stdout}\n{out.stderr}")
             result = json.loads(out.stdout)
             peak_kb = _vm_hwm(pid)
-            baseline = raw_baseline(csv_path, stack_env["DATABASE_URL"])
+            baseline = raw_baseline(baseline_csv or csv_path, stack_env["DATABASE_URL"])
         slices = _slices(log_path.read_text())
-    return _figures(result, slices, peak_kb, baseline)
+    figures = _figures(result, slices, peak_kb, baseline)
+    if workbook := result.get("workbook"):
+        figures["convert_s"] = workbook["convert_seconds"]
+        figures["convert_peak_rss_mb"] = workbook["convert_peak_rss_mb"]
+    return figures
 
 
 def _vm_hwm(pid: int) -> int:
@@ -192,17 +203,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--json", action="store_true")
     p.add_argument("--database-url", help="a Postgres server to use instead of the embedded one")
+    p.add_argument("--workbook", action="store_true", help="also the same rows as .xlsx, in the same run")
     args = p.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-files-") as files:
         for n in args.rows:
             path = Path(files) / f"leads-{n}.csv"
             write_sample_csv(path, n, seed=1)
-            runs = [run_once(path, args.database_url) for _ in range(args.runs)]
+            book = Path(files) / f"leads-{n}.xlsx"
+            if args.workbook:
+                write_sample_workbook(book, n, seed=1)
+            runs, book_runs = [], []
+            for _ in range(args.runs):
+                runs.append(run_once(path, args.database_url))
+                if args.workbook:
+                    book_runs.append(run_once(book, args.database_url, baseline_csv=path))
             med = {k: _median(runs, k) for k in runs[0] if k not in ("status", "slices", "rows")}
             results.append({"rows": n, "median": med, "slices": runs[0]["slices"], "runs": runs})
             if not args.json:
                 _print_row(n, med, runs[0]["slices"], len(runs))
+            if args.workbook:
+                wb = {k: _median(book_runs, k) for k in book_runs[0] if k not in ("status", "slices", "rows")}
+                wb["workbook_size_mb"] = round(book.stat().st_size / 1e6, 1)
+                wb["vs_csv"] = round(wb["end_to_end_s"] / med["end_to_end_s"], 2)
+                results[-1]["workbook"] = {"median": wb, "slices": book_runs[0]["slices"], "runs": book_runs}
+                if not args.json:
+                    _print_workbook(n, wb, len(book_runs))
     if args.json:
         print(json.dumps(results, indent=2))
     return 0
@@ -228,6 +254,21 @@ def _print_row(n: int, m: dict[str, Any], slices: dict[str, int], runs: int) -> 
     ):
         print(f"  {label:<26} {m[key]!s:>10} {unit}")
     print(f"  {'slices':<26} {', '.join(f'{p} {c}' for p, c in slices.items()):>10}")
+
+
+def _print_workbook(n: int, m: dict[str, Any], runs: int) -> None:
+    print(f"\n{n:,} rows as .xlsx (median of {runs} run(s), each right after the CSV's)")
+    for label, key, unit in (
+        ("workbook size", "workbook_size_mb", "MB"),
+        ("end to end", "end_to_end_s", "s"),
+        ("end to end / CSV's", "vs_csv", "x"),
+        ("conversion", "convert_s", "s"),
+        ("conversion peak RSS", "convert_peak_rss_mb", "MB"),
+        ("parse (with conversion)", "parse_rows_per_s", "rows/s"),
+        ("commit", "commit_rows_per_s", "rows/s"),
+        ("peak memory (service)", "peak_rss_mb", "MB"),
+    ):
+        print(f"  {label:<26} {m[key]!s:>10} {unit}")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     _commit_options(imp)
     imp.add_argument("--region", default="FR", help="default phone region (default FR)")
     imp.add_argument("--org", help="organization id (default: the only one / the local one)")
+    imp.add_argument("--sheet", metavar="NAME", help="a workbook's sheet to import (default: the first with data)")
     imp.set_defaults(func=cmd_import)
 
     jobs = sub.add_parser("jobs", help="list the import jobs, newest first")
@@ -74,7 +75,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="apply the migrations to DATABASE_URL")
     mig.set_defaults(func=cmd_migrate)
 
-    sample = sub.add_parser("sample", help="write an Excel-style sample file of leads")
+    sample = sub.add_parser("sample", help="write an Excel-style sample file of leads (CSV, or PATH.xlsx)")
     sample.add_argument("path", type=Path)
     sample.add_argument("--rows", type=int, default=210_202)
     sample.add_argument("--seed", type=int, default=1)
@@ -154,9 +155,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from lib.parse.sample import write_sample_csv
+    from lib.parse.sample_workbook import write_sample_workbook
 
     args.path.parent.mkdir(parents=True, exist_ok=True)
-    write_sample_csv(args.path, args.rows, seed=args.seed)
+    # PATH.xlsx (or .xlsm): the same rows as a workbook, some cells numbers, and a second sheet.
+    workbook = args.path.suffix.lower() in (".xlsx", ".xlsm")
+    (write_sample_workbook if workbook else write_sample_csv)(args.path, args.rows, seed=args.seed)
     print(f"wrote {args.rows} rows to {args.path}")
     return 0
 
@@ -190,12 +194,17 @@ def cmd_import(args: argparse.Namespace) -> int:
             stack.storage.put(key, f)
         job = manager.create_job(
             stack.conn, org=org, user=user, file_name=args.file.name, storage_path=key,
-            settings={"region": args.region.upper()}, lease_seconds=stack.settings.lease_seconds,
+            settings={"region": args.region.upper(), **sheet_setting(args)}, lease_seconds=stack.settings.lease_seconds,
         )  # fmt: skip
         manager.start_job(stack.conn, str(job["id"]), stack.publish)
         return _follow_and_commit(stack, str(job["id"]), args)
     finally:
         stack.close()
+
+
+def sheet_setting(args: argparse.Namespace) -> dict[str, str]:
+    """The job setting `--sheet NAME` asks for (a workbook's sheet)."""
+    return {"sheet": args.sheet} if args.sheet else {}
 
 
 def cmd_retry(args: argparse.Namespace) -> int:

@@ -83,6 +83,16 @@ class Settings:
     job_lock_wait: float = 0.2
     org_lock_wait: float = 5.0
     busy_delay: int = 2
+    # Workbooks are converted to CSV in one function call (lib/workbook_step.py): larger ones
+    # are refused before converting. Measured by bench/workbook.py and bench.e2e --workbook
+    # (docs/ARCHITECTURE.md "Workbooks"). The reader runs in a child process capped at
+    # `workbook_memory_mb` and `workbook_seconds`. The job's lease covers the conversion: at
+    # least twice maxDuration, past which the function is stopped anyway.
+    workbook_max_mb: int = 40
+    workbook_max_expanded_mb: int = 200
+    workbook_lease_seconds: int = 120
+    workbook_memory_mb: int = 512  # the reader's process: half of vercel.json's memory
+    workbook_seconds: float = 20.0  # the reader's time: with the copies, below Upstash-Timeout
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -106,6 +116,9 @@ class Settings:
             commit_slice_rows=int(env.get("IMPORT_COMMIT_SLICE_ROWS", cls.commit_slice_rows)),
             lease_seconds=int(env.get("IMPORT_LEASE_SECONDS", cls.lease_seconds)),
             max_sweeps=int(env.get("IMPORT_MAX_SWEEPS", cls.max_sweeps)),
+            workbook_max_mb=int(env.get("IMPORT_WORKBOOK_MAX_MB", cls.workbook_max_mb)),
+            workbook_max_expanded_mb=int(env.get("IMPORT_WORKBOOK_MAX_EXPANDED_MB", cls.workbook_max_expanded_mb)),
+            workbook_seconds=float(env.get("IMPORT_WORKBOOK_SECONDS", cls.workbook_seconds)),
             statement_timeout=float(env.get("IMPORT_STATEMENT_TIMEOUT_SECONDS", cls.statement_timeout)),
             env=env,
         )

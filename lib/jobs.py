@@ -31,6 +31,11 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status]] = {
     "start": (frozenset({S.PENDING}), S.VALIDATING),
     "validated": (frozenset({S.VALIDATING}), S.PARSING),
     "remap": (frozenset({S.READY}), S.PARSING),
+    # A workbook: its validating step records the original and goes on to convert it (a
+    # slice of its own, so the job shows it is reading the workbook); another sheet chosen
+    # while ready is converted and validated again.
+    "read_workbook": (frozenset({S.VALIDATING}), S.VALIDATING),
+    "change_sheet": (frozenset({S.READY}), S.VALIDATING),
     "commit": (frozenset({S.READY}), S.COMMITTING),
     "revert": (frozenset({S.COMPLETED}), S.REVERTING),
     "fail": (frozenset({S.PENDING}) | ACTIVE, S.FAILED),
@@ -46,7 +51,8 @@ NOW = sql.SQL("now()")
 
 def resume_status(job: Row) -> Status:
     """The status a retry resumes in: the job's phase, at its slice (parse's slice 0 = validating)."""
-    return PHASES[job["phase"]].status_at(job["slice_no"])
+    phase = PHASES[job["phase"]]
+    return phase.status_at(job["slice_no"], opened=phase.opened_by is None or job[phase.opened_by] is not None)
 
 
 def transition(conn: Connection, job_id: Any, action: str, **changes: Any) -> Row:

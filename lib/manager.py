@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from lib import jobs, remembered
 from lib.commit_settings import parse_commit_settings
 from lib.db import Connection, Row, queries
-from lib.errors import IllegalTransition, JobNotFound, LeadImportError, QueueUnavailable
+from lib.errors import BadRequest, IllegalTransition, JobNotFound, LeadImportError, QueueUnavailable
 from lib.queue import Message
 from lib.revert_slice import refusal
 from lib.slices import fail_job
@@ -257,4 +257,29 @@ def remap_job(
             conn, job_id, "remap", "parse", publish,
             slice_no=1, parse_cursor=job["data_offset"], mapping=mapping, estimated_total_rows=job["total_rows"],
             mapping_source=source,
+        )  # fmt: skip
+
+
+def change_sheet(conn: Connection, job_id: str, sheet: str, publish: Publish) -> Row:
+    """ready → validating with another sheet of the job's workbook: the staged rows (and the
+    row fixes made in review with them) are dropped, and the sheet is converted and the
+    parse runs again, from the validating step's converting slice, under a new run."""
+    with conn.transaction():
+        job = _lock(conn, job_id)
+        workbook = job["workbook"]
+        if workbook is None:
+            raise IllegalTransition("this import is a CSV file, which has no sheets")
+        if job["status"] != Status.READY:
+            raise IllegalTransition(f"the sheet can be changed only while the job is ready; it is {job['status']}")
+        names = [s["name"] for s in workbook.get("sheets", [])]
+        if sheet not in names:
+            raise BadRequest(f"the workbook has no sheet named {sheet!r}; its sheets: {', '.join(names)}")
+        conn.execute(queries()["delete_staged_rows"], {"id": job_id})
+        conn.execute(queries()["drop_fixes"], {"id": job_id})  # their rows are gone (lib/row_fixes.py)
+        conn.execute(queries()["reset_parse"], {"id": job_id})
+        rows = next(s["rows"] for s in workbook["sheets"] if s["name"] == sheet)
+        return begin_phase(
+            conn, job_id, "change_sheet", "parse", publish,
+            slice_no=1, data_offset=None, estimated_total_rows=rows,
+            settings={**job["settings"], "sheet": sheet}, workbook={**workbook, "state": "reading"},
         )  # fmt: skip

@@ -21,21 +21,24 @@ from typing import Any
 import orjson
 from psycopg.copy import QueuedLibpqWriter
 
-from lib import remembered
+from lib import remembered, workbook_step
 from lib.db import queries
 from lib.errors import JobFailed
-from lib.parse.detect import inspect_stream
+from lib.parse.detect import FileFacts, FileScan, inspect_stream
 from lib.parse.errors import ParseError, too_large
 from lib.parse.reader import iter_records
 from lib.parse.rows import RowChecker, StagedRow
+from lib.parse.workbook import DELIMITER as WORKBOOK_DELIMITER
+from lib.parse.workbook import is_workbook
 from lib.row_fixes import fixed_row, fixes_after
 from lib.slice_types import SliceContext, SliceResult
+from lib.status import Status
 from lib.storage import ObjectMissing
 
 
 def run_slice(ctx: SliceContext) -> SliceResult:
     try:
-        return validate(ctx) if ctx.job["slice_no"] == 0 else stage_rows(ctx)
+        return validate(ctx) if ctx.job["status"] == Status.VALIDATING else stage_rows(ctx)
     except ParseError as exc:
         raise JobFailed(exc.message, code=exc.code) from exc
     except ObjectMissing as exc:
@@ -46,10 +49,15 @@ def run_slice(ctx: SliceContext) -> SliceResult:
 
 
 def validate(ctx: SliceContext) -> SliceResult:
+    """Slice 0; for a workbook, slice 0 reads it (lib/workbook_step.py) and the next slice
+    converts it and validates the CSV it became."""
     job = ctx.job
+    storage = ctx.services.storage
     # Checked again whatever the browser said at job creation, before reading a byte.
-    if refusal := too_large(ctx.services.storage.size(job["storage_path"]), ctx.settings.max_file_mb):
+    if refusal := too_large(storage.size(job["storage_path"]), ctx.settings.max_file_mb):
         raise refusal
+    if job["slice_no"] == 0 and is_workbook(storage.read_head(job["storage_path"], 8)):
+        return workbook_step.read(ctx)
     chosen: list[remembered.Choice] = []
 
     def mapper(header: list[str]) -> list[str | None]:
@@ -57,9 +65,19 @@ def validate(ctx: SliceContext) -> SliceResult:
         chosen.append(remembered.choose(ctx.conn, job["organization_id"], header))
         return chosen[-1].mapping
 
-    with ctx.services.storage.open(job["storage_path"]) as stream:
-        facts, scan = inspect_stream(stream, mapper=mapper)
-    choice = chosen[-1]
+    if job["workbook"] is None:
+        with storage.open(job["storage_path"]) as stream:
+            facts, scan = inspect_stream(stream, mapper=mapper)
+        return _validated(ctx, facts, scan, chosen[-1], {})
+    with workbook_step.converted(ctx) as (stream, workbook):
+        facts, scan = inspect_stream(stream, delimiter=WORKBOOK_DELIMITER, mapper=mapper)
+    return _validated(ctx, facts, scan, chosen[-1], {"workbook": workbook})
+
+
+def _validated(
+    ctx: SliceContext, facts: FileFacts, scan: FileScan, choice: remembered.Choice, changes: dict[str, Any]
+) -> SliceResult:
+    job = ctx.job
     settings = {k: v for k, v in job["settings"].items() if k != "remembered_commit"}
     if choice.commit_defaults is not None:
         settings["remembered_commit"] = choice.commit_defaults
@@ -82,6 +100,7 @@ def validate(ctx: SliceContext) -> SliceResult:
             "settings": settings,
             "data_offset": facts.data_offset,
             "duplicate_of_job_id": earlier["id"] if earlier else None,
+            **changes,
         },
     )
 
@@ -105,7 +124,7 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
     # change): applied again, by the same code as the fix itself.
     fixes = fixes_after(conn, job["id"], row_no)
     with (
-        ctx.services.storage.open(job["storage_path"], start) as stream,
+        ctx.services.storage.open(workbook_step.parsed_path(job), start) as stream,
         conn.cursor().copy(queries()["copy_staged_rows"], writer=QueuedLibpqWriter(conn.cursor())) as copy,
     ):
         records = iter_records(

@@ -28,15 +28,21 @@ class Phase:
     done_rows: str  # progress: the job column counting the rows done
     expected_rows: str  # progress: the job column of the rows expected, until the phase is over
     opening_status: Status | None = None  # the status of its slice 0, when not `status`
+    # A job column its opening sets: while it is null the phase is still opening (a
+    # workbook's validating step spans two slices: reading the workbook, then converting).
+    opened_by: str | None = None
 
     @property
     def statuses(self) -> frozenset[Status]:
         """The statuses in which the phase's slices run."""
         return frozenset({self.status} | ({self.opening_status} if self.opening_status else set()))
 
-    def status_at(self, slice_no: int) -> Status:
-        """The status in which slice `slice_no` of the phase runs."""
-        return self.opening_status if slice_no == 0 and self.opening_status else self.status
+    def status_at(self, slice_no: int, opened: bool = True) -> Status:
+        """The status in which slice `slice_no` of the phase runs (`opened`: the opening
+        step is over, see `opened_by`)."""
+        if self.opening_status and (slice_no == 0 or not opened):
+            return self.opening_status
+        return self.status
 
 
 PHASES: dict[str, Phase] = {
@@ -46,7 +52,7 @@ PHASES: dict[str, Phase] = {
         Phase(
             "parse", parse_slice.run_slice, Status.PARSING, "parsed", Status.READY,
             cursor="parse_cursor", done_rows="total_rows", expected_rows="estimated_total_rows",
-            opening_status=Status.VALIDATING,
+            opening_status=Status.VALIDATING, opened_by="data_offset",
         ),
         Phase(
             "commit", commit_slice.run_slice, Status.COMMITTING, "committed", Status.COMPLETED,

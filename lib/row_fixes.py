@@ -35,6 +35,7 @@ from lib.parse.reader import iter_records
 from lib.parse.rows import RowChecker, StagedRow
 from lib.status import Status
 from lib.storage import Storage
+from lib.workbook_step import parsed_path
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def column(header: Sequence[str], name: str) -> int:
 
 def read_original(storage: Storage, job: Row, offset: int, row_no: int) -> list[str]:
     """The row's cells as the file holds them, read back from its record's offset."""
-    with storage.open(job["storage_path"], offset) as stream:
+    with storage.open(parsed_path(job), offset) as stream:
         for cells, _end in iter_records(
             stream, start=offset, encoding=job["encoding"], delimiter=job["delimiter"], first_row=row_no
         ):

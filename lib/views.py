@@ -13,9 +13,9 @@ PUBLIC_FIELDS = (
     "file_sha256", "encoding", "delimiter", "header", "mapping", "duplicate_of_job_id", "settings",
     "total_rows", "estimated_total_rows", "valid_rows", "invalid_rows", "duplicate_rows",
     "inserted_rows", "updated_rows", "skipped_rows", "reverted_rows", "error_counts",
-    "warning_counts", "fixed_rows", "excluded_rows", "dropped_fixes", "slices_done", "error_message", "heartbeat_at", "created_at",
-    "updated_at", "parse_finished_at", "commit_started_at", "finished_at",
-    "mapping_source", "remembered_mapping_id",
+    "warning_counts", "fixed_rows", "excluded_rows", "dropped_fixes", "slices_done", "error_message",
+    "heartbeat_at", "created_at", "updated_at", "parse_finished_at", "commit_started_at", "finished_at",
+    "mapping_source", "remembered_mapping_id", "workbook",
 )  # fmt: skip
 
 
@@ -34,6 +34,11 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
     view["rows_done"], view["rows_expected"] = progress(job)
     # What the review offers as commit settings (lib/remembered.py).
     view["commit_defaults"] = commit_defaults(job)
+    # A workbook's conversion is one step without row progress: say what it is doing.
+    workbook = job.get("workbook")
+    view["activity"] = "reading the workbook" if workbook and workbook.get("state") == "reading" else None
+    if workbook:  # where the CSV is stored is the service's business, like storage_path
+        view["workbook"] = {k: v for k, v in workbook.items() if k != "csv_path"}
     return view
 
 

@@ -70,7 +70,8 @@ REJECTED: dict[str, tuple[Callable[[], bytes], tuple[str, ...]]] = {
     "header_only": (lambda: "E-mail;Téléphone;Nom\r\n".encode(), ("no data rows", "add the leads")),
     "png": (png, ("PNG image", "save it as CSV")),
     "zip": (lambda: zip_of({"leads.csv": GOOD}), ("ZIP archive", "save it as CSV")),
-    "xlsx": (xlsx, ("Excel .xlsx workbook", "save it as CSV")),
+    # A workbook is read (tests/test_workbook_imports.py); one missing its parts is damaged.
+    "xlsx_missing_parts": (xlsx, ("damaged or incomplete", "save it again")),
     "utf16_without_bom": (lambda: GOOD.encode("utf-16-le"), ("UTF-16", "CSV UTF-8")),
     "utf16be_without_bom": (lambda: GOOD.encode("utf-16-be"), ("UTF-16", "CSV UTF-8")),
     "one_50_mb_line": (lambda: b"x" * (50 << 20), ("does not end within", "quote")),

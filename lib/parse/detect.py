@@ -44,27 +44,30 @@ Mapper = Callable[[list[str]], list[str | None]]
 
 
 def inspect_stream(
-    stream: BinaryIO, *, chunk_size: int = 1 << 20, mapper: Mapper = auto_map
+    stream: BinaryIO, *, chunk_size: int = 1 << 20, mapper: Mapper = auto_map, delimiter: str | None = None
 ) -> tuple[FileFacts, FileScan]:
     """Scan a whole file, then inspect it."""
     scanner = FileScanner()
     while chunk := stream.read(chunk_size):
         scanner.feed(chunk)
     scan = scanner.finish()
-    return inspect(scan.head, scan=scan, mapper=mapper), scan
+    return inspect(scan.head, scan=scan, mapper=mapper, delimiter=delimiter), scan
 
 
-def inspect(head: bytes, *, scan: FileScan | None = None, mapper: Mapper = auto_map) -> FileFacts:
+def inspect(
+    head: bytes, *, scan: FileScan | None = None, mapper: Mapper = auto_map, delimiter: str | None = None
+) -> FileFacts:
     """Encoding, delimiter, header and mapping from the file's first bytes.
 
-    Without ``scan``, ``head`` is taken to be the whole file."""
+    Without ``scan``, ``head`` is taken to be the whole file. ``delimiter``: known already
+    (the CSV a workbook became), not guessed."""
     size = scan.size if scan is not None else len(head)
     whole = size <= len(head)
     if not size:
         raise FileRejected("empty_file", "The file is empty. Upload the CSV file that holds your leads.")
     encoding, bom = choose_encoding(head, scan, whole)
 
-    start, delimiter = bom, None
+    start = bom
     if m := _SEP_LINE.match(head, bom):  # Excel's delimiter hint line, "sep=;"
         start, delimiter = m.end(), m[1].decode(encoding)
     parsed = {d: _records(head, start, encoding, d, whole) for d in ([delimiter] if delimiter else DELIMITERS)}

@@ -7,6 +7,9 @@ is named too, as ``invalid_email`` / ``invalid_phone``). Warnings leave a valid 
 not used to match), ``undecodable_bytes`` when a cell holds bytes the file's encoding could
 not decode (shown as U+FFFD).
 
+A postal code of four digits in a row of France (or of no country) gets back the leading zero
+Excel took from it, when the job's region is FR (french_postal_code).
+
 Fields that are no lead column (lib/parse/mapping.py): a ``full_name`` cell is split into
 first_name, last_name (and a leading civility when the row has none) by split_full_name, in the
 order its header suggests (name_order); when the row's first_name or last_name column is
@@ -55,6 +58,7 @@ class RowChecker:
         self._full_name = None if full is None else (full, header[full], name_order(header[full]))
         self._padding = [""] * self.width
         self._normalize_phone = phone_normalizer(self.region)
+        self._zero_postal_codes = self.region == "FR" and "postal_code" in mapping
 
     def check(self, row_no: int, cells: list[str]) -> StagedRow:
         width = self.width
@@ -75,6 +79,8 @@ class RowChecker:
                     fields["last_name"] = last
                 if civility and "civility" not in fields:
                     fields["civility"] = civility
+        if self._zero_postal_codes and (code := fields.get("postal_code")) is not None:
+            fields["postal_code"] = french_postal_code(code, fields.get("country"))
         errors: list[str] = []
         warnings: list[str] = []
         if len(cells) > width and "".join(cells[width:]).strip(blank):
@@ -103,3 +109,15 @@ class RowChecker:
         valid = not errors
         key = (email or phone) if valid else None
         return StagedRow(row_no, cells, fields, custom, email, phone, errors, warnings, key, valid)
+
+
+FRANCE = frozenset({"france", "fr", "fra", "republique francaise", "république française", "france metropolitaine"})
+
+
+def french_postal_code(code: str, country: str | None) -> str:
+    """A French postal code that lost its leading zero (``1000``, Bourg-en-Bresse's
+    department, from a number cell or a CSV that Excel wrote) gets it back, when the row's
+    country is France or empty (the job's region is FR: see RowChecker)."""
+    if len(code) == 4 and code.isdigit() and (country is None or country.lower() in FRANCE):
+        return "0" + code
+    return code

@@ -7,6 +7,7 @@ SampleStats are exact: every value is built to be valid or invalid on purpose.
 
 import csv
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,62 +119,78 @@ class SampleStats:
 
 def write_sample_csv(path: str | Path, rows: int = 210_202, seed: int = 1) -> SampleStats:
     """Write ``rows`` data rows (plus the header) to ``path``."""
-    rnd = random.Random(seed)
-    keys: list[tuple[str, str]] = []  # (email, phone) of earlier valid rows
-    invalid = duplicates = bad_email = bad_phone = multiline = 0
+    counter = SampleCounter()
     with open(path, "w", encoding="cp1252", newline="") as f:
         out = csv.writer(f, delimiter=";", lineterminator="\r\n")
         out.writerow(HEADER)
-        for i in range(rows):
-            first, last = rnd.choice(_FIRST), rnd.choice(_LAST)
-            email = f"{first}.{last}{i}@{rnd.choice(_DOMAINS)}".translate(_ASCII).lower()
-            phone = _phone(i, rnd)
-            roll = rnd.random()
-            if roll < 0.02:
-                email, phone = rnd.choice(("", "n/a", "à voir")), rnd.choice(("", "inconnu"))
-                invalid += 1
-            elif roll < 0.05 and keys:
-                email, phone = rnd.choice(keys)  # an earlier valid row's match key
-                email = email.upper() if rnd.random() < 0.3 else email
-                duplicates += 1
-            else:
-                key = (email, "")
-                if roll < 0.15:
-                    email, key = "", ("", phone)  # phone only
-                elif roll < 0.25:
-                    phone = ""  # email only
-                elif roll < 0.26:
-                    email, key = rnd.choice(_BAD_EMAILS), ("", phone)
-                    bad_email += 1
-                elif roll < 0.27:
-                    phone = rnd.choice(_BAD_PHONES)
-                    bad_phone += 1
-                keys.append(key)
-            comment = ""
-            if rnd.random() < 0.01:
-                comment = f'Rappeler "vite"; intéressé\npar l\'offre à 1 200 €\r\nvu le {i % 28 + 1}/03'
-                multiline += 1
-            elif rnd.random() < 0.2:
-                comment = "Client fidèle — relancé en août"
-            zip_code, city = rnd.choice(_CITIES)
-            out.writerow(
-                (
-                    rnd.choice(("M.", "Mme", "")),
-                    f"\xa0{first}" if i % 50 == 0 else first,
-                    last.upper() if i % 7 == 0 else last,
-                    rnd.choice(_COMPANIES),
-                    email,
-                    phone,
-                    f"{i % 200 + 1} {rnd.choice(_STREETS)}",
-                    zip_code,
-                    city,
-                    "France",
-                    rnd.choice(_SOURCES),
-                    comment,
-                )
-            )
-    valid = rows - invalid
-    return SampleStats(rows, valid, invalid, duplicates, bad_email, bad_phone, multiline)
+        out.writerows(sample_rows(rows, seed, counter))
+    return counter.stats(rows)
+
+
+class SampleCounter:
+    """What sample_rows made on purpose, for SampleStats."""
+
+    def __init__(self) -> None:
+        self.invalid = self.duplicates = self.bad_email = self.bad_phone = self.multiline = 0
+
+    def stats(self, rows: int) -> SampleStats:
+        return SampleStats(
+            rows, rows - self.invalid, self.invalid, self.duplicates, self.bad_email, self.bad_phone, self.multiline
+        )
+
+
+def sample_rows(rows: int, seed: int, counter: SampleCounter | None = None) -> Iterator[tuple[str, ...]]:
+    """The sample's data rows as text cells, the same for a given seed whatever the file type
+    (lib/parse/sample_workbook.py writes them as a workbook)."""
+    c = counter or SampleCounter()
+    rnd = random.Random(seed)
+    keys: list[tuple[str, str]] = []  # (email, phone) of earlier valid rows
+    for i in range(rows):
+        first, last = rnd.choice(_FIRST), rnd.choice(_LAST)
+        email = f"{first}.{last}{i}@{rnd.choice(_DOMAINS)}".translate(_ASCII).lower()
+        phone = _phone(i, rnd)
+        roll = rnd.random()
+        if roll < 0.02:
+            email, phone = rnd.choice(("", "n/a", "à voir")), rnd.choice(("", "inconnu"))
+            c.invalid += 1
+        elif roll < 0.05 and keys:
+            email, phone = rnd.choice(keys)  # an earlier valid row's match key
+            email = email.upper() if rnd.random() < 0.3 else email
+            c.duplicates += 1
+        else:
+            key = (email, "")
+            if roll < 0.15:
+                email, key = "", ("", phone)  # phone only
+            elif roll < 0.25:
+                phone = ""  # email only
+            elif roll < 0.26:
+                email, key = rnd.choice(_BAD_EMAILS), ("", phone)
+                c.bad_email += 1
+            elif roll < 0.27:
+                phone = rnd.choice(_BAD_PHONES)
+                c.bad_phone += 1
+            keys.append(key)
+        comment = ""
+        if rnd.random() < 0.01:
+            comment = f'Rappeler "vite"; intéressé\npar l\'offre à 1 200 €\r\nvu le {i % 28 + 1}/03'
+            c.multiline += 1
+        elif rnd.random() < 0.2:
+            comment = "Client fidèle — relancé en août"
+        zip_code, city = rnd.choice(_CITIES)
+        yield (
+            rnd.choice(("M.", "Mme", "")),
+            f"\xa0{first}" if i % 50 == 0 else first,
+            last.upper() if i % 7 == 0 else last,
+            rnd.choice(_COMPANIES),
+            email,
+            phone,
+            f"{i % 200 + 1} {rnd.choice(_STREETS)}",
+            zip_code,
+            city,
+            "France",
+            rnd.choice(_SOURCES),
+            comment,
+        )
 
 
 def _phone(i: int, rnd: random.Random) -> str:

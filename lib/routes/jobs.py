@@ -42,7 +42,7 @@ def create() -> Any:
     if size is not None and (refusal := too_large(size, svc.settings.max_file_mb)):
         raise BadRequest(refusal.message, code=refusal.code)
     org = org_from(body.get("organization_id"))
-    settings = {"region": str(body.get("region") or svc.settings.default_region).upper()}
+    settings = {"region": str(body.get("region") or svc.settings.default_region).upper(), **sheet_setting(body)}
     storage_path = f"{org}/{uuid.uuid4()}/{file_name}"
     job = manager.create_job(
         connection(),
@@ -90,6 +90,29 @@ def retry(job_id: str) -> Any:
         restart=flag(body, "restart"),
     )
     return jsonify(job=job_view(job)), 202
+
+
+@bp.put("/<job_id>/sheet")
+def change_sheet(job_id: str) -> Any:
+    """Another sheet of a ready job's workbook: converted, then parsed again (row fixes dropped)."""
+    body = json_body()
+    load_job(job_id)
+    sheet = sheet_setting(body).get("sheet")
+    if sheet is None:
+        raise BadRequest('the body must be {"sheet": NAME}, a sheet of the workbook')
+    job = manager.change_sheet(connection(), job_id, sheet, services().publish)
+    notice = f"The sheet {sheet!r} is read now: the rows are read again, and the row fixes made in review were dropped."
+    return jsonify(job=job_view(job), notice=notice), 202
+
+
+def sheet_setting(body: dict[str, Any]) -> dict[str, str]:
+    """`sheet` of a request body: a workbook's sheet name (absent: the first with data)."""
+    sheet = body.get("sheet")
+    if sheet is None:
+        return {}
+    if not isinstance(sheet, str) or not sheet.strip() or len(sheet) > 255:
+        raise BadRequest("sheet must be the name of a sheet of the workbook (text, at most 255 characters)")
+    return {"sheet": sheet}
 
 
 @bp.post("/<job_id>/cancel")

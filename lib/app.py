@@ -29,8 +29,11 @@ MAX_BODY_BYTES = 1 << 20
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no static route: the page is served by Vercel
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # Werkzeug would answer `/api/jobs//start` with an HTML 308 to `/api/jobs/start`: no
+    # redirects, a path either is a route or is a JSON 404.
+    app.url_map.merge_slashes = False
     init_app(app, services or Services.from_settings(settings))
 
     app.register_blueprint(slices.bp)

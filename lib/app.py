@@ -9,6 +9,7 @@ request's id, so a user's report can be matched to the traceback.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -46,8 +47,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @app.before_request
     def _request_id() -> None:
         # Vercel's own id when there is one, so our log lines match its request log.
-        g.request_id = (request.headers.get("X-Vercel-Id") or request.headers.get("X-Request-Id") or "")[:100]
-        g.request_id = g.request_id or uuid.uuid4().hex
+        given = request.headers.get("X-Vercel-Id") or request.headers.get("X-Request-Id") or ""
+        g.request_id = re.sub(r"[^\w.:-]", "", given)[:100] or uuid.uuid4().hex  # safe to log
 
     @app.after_request
     def _echo_request_id(response: Any) -> Any:

@@ -25,6 +25,8 @@ from lib.config import CLOCK_TOLERANCE_SECONDS, supabase_url
 from lib.errors import Unauthorized
 
 ASYMMETRIC = ("ES256", "RS256")
+# How often an unknown key id may make the verifier refetch the signing keys.
+REFETCH_SECONDS = 10.0
 
 
 class AuthError(Unauthorized):
@@ -62,6 +64,32 @@ class TokenVerifier:
         # Keys are cached for 5 minutes (Supabase's edge caches 10): short enough that a
         # revoked key stops working soon; an unknown kid triggers a (rate-limited) refetch.
         self.jwks = jwt.PyJWKClient(jwks_url, lifespan=300, timeout=5) if jwks_url else None
+        self._refetch: tuple[float, bool] = (-REFETCH_SECONDS, True)  # (when, whether it worked)
+
+    def _signing_key(self, token: str) -> Any:
+        """The token's key from the JWKS. A key id the cached set lacks may be a new key (a
+        rotation) or a forged one: PyJWT refetches the set at most once per cooldown, and
+        during it just says "unknown key". So this refetches itself, at most once per
+        REFETCH_SECONDS, and remembers whether that worked: an endpoint that cannot be
+        reached makes the token undecidable (503, retry), not invalid (401)."""
+        assert self.jwks is not None
+        try:
+            return self.jwks.get_signing_key_from_jwt(token)
+        except jwt.PyJWKClientConnectionError:
+            raise
+        except jwt.PyJWKClientError:
+            when, worked = self._refetch
+            if time.monotonic() - when < REFETCH_SECONDS:
+                if not worked:
+                    raise jwt.PyJWKClientConnectionError("the signing keys were unreachable moments ago") from None
+                raise
+            try:
+                self.jwks.get_jwk_set(refresh=True)
+            except jwt.PyJWKClientConnectionError:
+                self._refetch = (time.monotonic(), False)
+                raise
+            self._refetch = (time.monotonic(), True)
+            return self.jwks.get_signing_key_from_jwt(token)
 
     def verify(self, token: str) -> User:
         try:
@@ -70,7 +98,7 @@ class TokenVerifier:
                 key: Any = self.secret
                 algorithms = ["HS256"]
             elif alg in ASYMMETRIC and self.jwks:
-                key = self.jwks.get_signing_key_from_jwt(token)
+                key = self._signing_key(token)
                 algorithms = list(ASYMMETRIC)
             else:
                 raise AuthError(401, f"Unsupported token algorithm {alg!r}; sign in again.")

@@ -48,6 +48,12 @@ class BadRequest(LeadImportError):
     status = 400
 
 
+class UnsupportedMediaType(LeadImportError):
+    """The request body must be JSON sent as application/json."""
+
+    status = 415
+
+
 class Unauthorized(LeadImportError):
     """Authentication required."""
 

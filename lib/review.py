@@ -4,9 +4,12 @@ and the error report CSV. The frontend's review (lib/routes/review.py) and the C
 
 The report is made for Excel, French Excel first: UTF-8 with a byte order mark (without
 it Excel reads the file as cp1252), `;` between cells, CRLF line ends. A cell that a
-spreadsheet could take for a formula (it starts with `=`, `+`, `-`, `@`, a tab or a CR) gets
-a leading `'` (OWASP "CSV injection"): the report repeats what the uploaded file held, and
-whoever opens it may not be whoever wrote it. A phone such as `+33 6 12 34 56 78` gets the
+spreadsheet could take for a formula gets a leading `'` (OWASP "CSV injection"): one that
+starts with a tab or a CR, or whose first character after any blanks (spaces, NBSP, the
+other Unicode spaces and zero-width characters, line breaks) is `=`, `+`, `-`, `@` or their
+full-width forms, since spreadsheets skip such blanks before deciding (` =1+1` is a
+formula to them). The report repeats what the uploaded file held, and whoever opens it may
+not be whoever wrote it. A phone such as `+33 6 12 34 56 78` gets the
 `'` too; Excel shows it as text, which is what it is.
 """
 
@@ -19,6 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from lib.db import Connection, Row, queries
+from lib.parse.reader import BLANK
 
 EXAMPLES = 5  # example rows shown per code
 ERROR_TEXT = {
@@ -35,7 +39,8 @@ WARNING_TEXT = {
     "and matched by its email only.",
     "undecodable_bytes": "Some characters could not be read in the file's encoding (shown as �).",
 }
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+CONTROL_START = ("\t", "\r", "\n")
 SHOWN_CHARS = 80  # of a bad value quoted in a reason
 
 
@@ -103,7 +108,9 @@ def _cell(raw: Sequence[str], mapping: Sequence[str | None], field: str) -> str:
 
 def neutralize(cell: str) -> str:
     """A cell a spreadsheet shows as text, never evaluates."""
-    return "'" + cell if cell.startswith(FORMULA_START) else cell
+    if cell.startswith(CONTROL_START) or cell.lstrip(BLANK).startswith(FORMULA_START):
+        return "'" + cell
+    return cell
 
 
 def report_chunks(

@@ -48,7 +48,7 @@ def ready_job(api: Api, conn: Any, tmp_path: Path) -> str:
             "no column 'Vendeur' in the file; its columns are: E-mail",
         ),
         ({"assignment": "column"}, "owner_column is required"),
-        ({"duplicate": "skip"}, "unknown commit setting(s): duplicate"),
+        ({"duplicate": "skip"}, "unknown field(s) in the request body: 'duplicate'"),
     ],
 )
 def test_commit_refuses_bad_settings_with_a_clear_400(
@@ -82,10 +82,10 @@ def test_commit_starts_with_settings_stored_on_the_job(api: Api, conn: Any, read
     }  # fmt: skip
     job = finished(conn, ready_job, "completed")
     assert job["inserted_rows"] == job["valid_rows"] > 0
-    # Committing again, or committing a job that is not ready, is a 409 that changes nothing.
+    # Committing again with other settings is a 409 that says what ran, and changes nothing.
     status, reply = api.call("POST", f"/api/jobs/{ready_job}/commit", {})
     assert status == 409
-    assert reply["message"] == "only a ready job can be committed; this one is completed"
+    assert reply["message"].startswith("a commit with other settings completed for this job (duplicates=update")
     assert job_row(conn, ready_job)["status"] == "completed"
 
 
@@ -155,7 +155,7 @@ def test_without_a_token_nothing_happens(api: Api, conn: Any, ready_job: str, ve
 
 def test_commit_body_must_be_a_json_object(api: Api, conn: Any, ready_job: str) -> None:
     status, reply = api.call("POST", f"/api/jobs/{ready_job}/commit", ["skip"])
-    assert (status, reply["message"]) == (400, "the request body must be a JSON object")
+    assert (status, reply["message"]) == (400, "the request body must be a JSON object, not an array")
 
 
 def test_history_lists_the_organizations_jobs_newest_first(api: Api, conn: Any, tmp_path: Path) -> None:

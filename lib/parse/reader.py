@@ -21,6 +21,8 @@ from lib.parse.errors import FileRejected
 
 CHUNK_SIZE = 1 << 20
 MAX_RECORD_BYTES = 8 << 20
+# How far past a too-long record the reader looks to tell a big cell from an unclosed quote.
+LOOKAHEAD_BYTES = 64 << 20
 
 # Characters that make a cell blank; str.strip() alone keeps the zero-width ones.
 BLANK = (
@@ -71,7 +73,7 @@ def iter_records(
             for cells in reader:
                 if held is not None:
                     if (end := ends[reader_line - 1]) - done > max_record_bytes:
-                        raise _too_large(row, base + done, max_record_bytes)
+                        raise _too_large(row, base + done, max_record_bytes, closed=True)
                     done = end
                     if held and (held[0].strip(BLANK) or "".join(held).strip(BLANK)):
                         yield held, base + end
@@ -80,17 +82,18 @@ def iter_records(
                 reader_line = reader.line_num
         except csv.Error as exc:
             # csv's own field limit (set to max_record_bytes above): the same too-long record.
-            raise _too_large(row + (held is not None), base + done, max_record_bytes) from exc
+            closed = _record_closes(buf[ends[reader_line - 1] if held is not None else done :], stream)
+            raise _too_large(row + (held is not None), base + done, max_record_bytes, closed=closed) from exc
         if held is not None and eof:
             if (end := ends[reader_line - 1]) - done > max_record_bytes:
-                raise _too_large(row, base + done, max_record_bytes)
+                raise _too_large(row, base + done, max_record_bytes, closed=True)
             if held and (held[0].strip(BLANK) or "".join(held).strip(BLANK)):
                 yield held, base + end
             return
         pending = buf[done:]
         base += done
         if len(pending) > max_record_bytes:
-            raise _too_large(row, base, max_record_bytes)
+            raise _too_large(row, base, max_record_bytes, closed=_record_closes(pending, stream))
         # Read at least as much again as is pending, so a huge record costs linear time.
         want = max(chunk_size, len(pending))
 
@@ -104,13 +107,41 @@ def _line_decoder(encoding: str) -> Callable[[list[bytes]], list[str]]:
     return lambda lines: [decode(line, "replace")[0] for line in lines]
 
 
-def _too_large(row: int, offset: int, limit: int) -> FileRejected:
-    return FileRejected(
-        "record_too_large",
-        f"Row {row} (from byte {offset}) is longer than {_size(limit)}. "
-        'A quote (") is probably opened in a cell and never closed; fix that cell, '
-        "or save the file again from your spreadsheet as CSV.",
-    )
+def _record_closes(head: bytes, stream: BinaryIO, lookahead: int = LOOKAHEAD_BYTES) -> bool | None:
+    """Whether the record starting `head` (the rest of the file after it is in `stream`)
+    ends: its quotes balance at a line end, or at the end of the file. None when that is
+    not known within `lookahead` more bytes. Only read to word the error of a too-long
+    record: a cell that is just big, or a quote never closed."""
+    quotes = 0
+    data, read = head, 0
+    while True:
+        # Between an even number of quotes is outside any quoted cell: a line end there ends it.
+        for i, part in enumerate(data.split(b'"')):
+            if (quotes + i) % 2 == 0 and (b"\n" in part or b"\r" in part):
+                return True
+        quotes += data.count(b'"')
+        if read >= lookahead:
+            return None
+        data = stream.read(min(CHUNK_SIZE * 8, lookahead - read))
+        if not data:
+            return quotes % 2 == 0
+        read += len(data)
+
+
+def _too_large(row: int, offset: int, limit: int, *, closed: bool | None) -> FileRejected:
+    if closed:
+        why = (
+            f"A cell of this row is over the {_size(limit)} limit for one row; "
+            "shorten it, or remove that column, and import the file again."
+        )
+    elif closed is None:
+        why = 'A cell is over the limit, or a quote (") is opened in a cell and never closed; fix that cell.'
+    else:
+        why = (
+            'A quote (") is opened in a cell and never closed; fix that cell, '
+            "or save the file again from your spreadsheet as CSV."
+        )
+    return FileRejected("record_too_large", f"Row {row} (from byte {offset}) is longer than {_size(limit)}. {why}")
 
 
 def _size(n: int) -> str:

@@ -17,7 +17,7 @@ from lib.db import queries
 from lib.errors import BadRequest, IllegalTransition
 from lib.parse.errors import MappingInvalid
 from lib.parse.mapping import auto_map, check_mapping
-from lib.routes.guard import authenticate, int_arg, json_body, load_job, org_from, user_orgs
+from lib.routes.guard import authenticate, int_arg, json_body, load_job, org_from, query, user_orgs
 from lib.services import connection, services
 from lib.status import Status
 from lib.views import job_view
@@ -31,8 +31,9 @@ PAGE, MAX_PAGE = 50, 200
 @bp.get("/mappings")
 def list_mappings() -> Any:
     """The organization's remembered mappings, most recently saved first."""
+    query(("organization_id", "limit"))
     org = org_from(request.args.get("organization_id"))
-    limit = min(int_arg("limit", PAGE, minimum=1), MAX_PAGE)
+    limit = int_arg("limit", PAGE, minimum=1, maximum=MAX_PAGE)
     conn = connection()
     rows = conn.execute(queries()["list_remembered_mappings"], {"org": org, "limit": limit}).fetchall()
     return jsonify(mappings=[remembered.view(conn, r) for r in rows])

@@ -14,14 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from lib import db, manager, review
 from lib.db import queries
 from lib.errors import BadRequest, IllegalTransition
 from lib.parse.errors import MappingInvalid
 from lib.parse.mapping import check_mapping
-from lib.routes.guard import authenticate, int_arg, load_job
+from lib.routes.guard import authenticate, int_arg, json_body, load_job, query
 from lib.services import connection, services
 from lib.status import Status
 from lib.views import job_view
@@ -30,12 +30,14 @@ bp = Blueprint("review", __name__, url_prefix="/api/jobs")
 bp.before_request(authenticate)
 
 PAGE, MAX_PAGE = 50, 500
+MAX_ROW_NO = 2**31 - 1  # staged_rows.row_no is an integer
 REPORT_PAGE = 1000  # rows per query while streaming the report
 
 
 @bp.get("/<job_id>/errors")
 def errors(job_id: str) -> Any:
     """Counts by error and warning code, each with its text and its first few row numbers."""
+    query()
     job = load_job(job_id)
     return jsonify(
         job_id=str(job["id"]),
@@ -53,9 +55,10 @@ def errors(job_id: str) -> Any:
 @bp.get("/<job_id>/invalid-rows")
 def invalid_rows(job_id: str) -> Any:
     """A page of invalid rows after row number `after`, in row order (keyset pagination)."""
+    query(("after", "limit"))
+    after = int_arg("after", 0, minimum=0, maximum=MAX_ROW_NO)
+    limit = int_arg("limit", PAGE, minimum=1, maximum=MAX_PAGE)
     job = load_job(job_id)
-    after = int_arg("after", 0, minimum=0)
-    limit = min(int_arg("limit", PAGE, minimum=1), MAX_PAGE)
     header, mapping = job["header"] or [], job["mapping"] or []
     rows = (
         connection()
@@ -85,6 +88,7 @@ def invalid_rows(job_id: str) -> Any:
 @bp.get("/<job_id>/error-report.csv")
 def error_report(job_id: str) -> Any:
     """The invalid rows as a CSV file for Excel, streamed page by page from the database."""
+    query()
     job = load_job(job_id)
     header, mapping = job["header"] or [], job["mapping"] or []
     database_url = services().settings.database_url
@@ -126,8 +130,9 @@ def _attachment(name: str) -> str:
 @bp.put("/<job_id>/mapping")
 def change_mapping(job_id: str) -> Any:
     """A new column mapping for a ready job: checked, then the file is parsed again."""
-    job = load_job(job_id)
+    query()
     mapping = _mapping_from_body()
+    job = load_job(job_id)
     if job["status"] != Status.READY:  # checked first: a job that is not ready takes no mapping
         raise IllegalTransition(f"the mapping can be changed only while the job is ready; it is {job['status']}")
     try:
@@ -141,8 +146,7 @@ def change_mapping(job_id: str) -> Any:
 def _mapping_from_body() -> dict[str, str | None] | list[str | None]:
     """{"mapping": {header: field or null}} or {"mapping": [field or null, per column]};
     an empty string means null."""
-    body = request.get_json(silent=True)
-    mapping = body.get("mapping") if isinstance(body, dict) else None
+    mapping = json_body(("mapping",)).get("mapping")
     if not isinstance(mapping, dict | list):
         raise BadRequest(
             'the body must be {"mapping": {header: field or null}} or {"mapping": [field or null per column]}'

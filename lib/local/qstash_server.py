@@ -441,8 +441,10 @@ class LocalQStash:
 
     def stop(self) -> None:
         """Stop delivering (the deliveries under way end first), then stop taking publishes.
-        What is stored stays for the next start on the same store."""
+        What is stored stays for the next start on the same store. Stopping twice is fine."""
         with self._cond:
+            if self._stopping:
+                return
             self._stopping = True
             self._cond.notify_all()
         self._threads[1].join()

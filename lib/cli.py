@@ -124,7 +124,7 @@ class Stack:
         self.conn.close()
         if self.local is not None:
             self.local.stop()
-            _note_embedded_postgres(self.local)
+            _after_embedded_postgres(self.local)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -215,6 +215,18 @@ def _print_sign_in_links(settings: Settings) -> None:
         for m in members:
             token = member_token(conn, settings, m["email"])
             print(f"  {m['email']:<24} {sign_in_link(settings.app_url, token, TOKEN_SECONDS)}")
+
+
+def _after_embedded_postgres(local: Any) -> None:
+    """A command that started the embedded Postgres stops it when LOCAL_STOP_POSTGRES=1 (for
+    scripts: `make demo`), else says once that it keeps it running, and how to stop it."""
+    if local.started_postgres and local.base_env.get("LOCAL_STOP_POSTGRES") == "1":
+        from lib.local.stack import stop_embedded_server
+
+        stop_embedded_server(local.data_dir)
+        print(f"stopped the embedded Postgres this command started ({local.data_dir / 'pg'}).", file=sys.stderr)
+        return
+    _note_embedded_postgres(local)
 
 
 def _note_embedded_postgres(local: Any) -> None:

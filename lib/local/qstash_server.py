@@ -266,8 +266,9 @@ class QueueStore:
             db.execute("insert into messages (id, due, data) values (?, ?, ?)", (msg.id, due, _dump(msg)))
         return None
 
-    def claim(self, lease: float) -> Message | None:
-        """The next due message nobody holds, now held by this store's owner for `lease` s."""
+    def claim(self) -> Message | None:
+        """The next due message nobody holds, now held by this store's owner for the time
+        its delivery may take (its timeout) plus LEASE_MARGIN."""
         now = time.time()
         with self._transaction() as db:
             row = db.execute(
@@ -277,11 +278,20 @@ class QueueStore:
             ).fetchone()
             if row is None:
                 return None
+            msg = _load(row[1])
             db.execute(
                 "update messages set owner = ?, owner_pid = ?, lease_until = ? where seq = ?",
-                (self.owner, os.getpid(), now + lease, row[0]),
+                (self.owner, os.getpid(), now + msg.timeout + LEASE_MARGIN, row[0]),
             )
-        return _load(row[1])
+        return msg
+
+    def unclaim(self, msg: Message) -> None:
+        """Let go of `msg` untouched (claimed, then not delivered after all)."""
+        with self._transaction() as db:
+            db.execute(
+                "update messages set owner = null, owner_pid = null, lease_until = null where id = ? and owner = ?",
+                (msg.id, self.owner),
+            )
 
     def next_due(self) -> float | None:
         """When the next message may be claimed (a held one: when its lease runs out)."""
@@ -472,14 +482,17 @@ class LocalQStash:
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """True once no message is waiting (delayed ones included) or being delivered."""
-        with self._cond:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while self._inflight or self._store.pending():
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._cond:
+                busy = self._inflight > 0
+            if not busy and not self._store.pending():
+                return True
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            with self._cond:
                 self._cond.wait(POLL_SECONDS if left is None else min(POLL_SECONDS, left))
-            return True
 
     def __enter__(self) -> "LocalQStash":
         self.start()
@@ -575,6 +588,10 @@ class LocalQStash:
         """The URL to deliver to: a stored path is under this process's app_url."""
         return (self.app_url or "") + url if url.startswith("/") else url
 
+    def _held(self) -> bool:
+        """Whether deliveries are held (caller holds the lock)."""
+        return self._paused or self._stopping
+
     def _schedule_loop(self) -> None:
         while True:
             with self._cond:
@@ -585,14 +602,19 @@ class LocalQStash:
                     continue
                 self._wake = False
             try:
-                msg = self._store.claim(self.delivery_timeout + LEASE_MARGIN)
+                msg = self._store.claim()
             except sqlite3.Error:
                 log.exception("action=claim_failed")
                 msg = None
             if msg is not None:
                 with self._cond:
-                    self._inflight += 1
-                self._pool.submit(self._attempt, msg)
+                    held = self._held()  # paused (or stopped) while it was being claimed
+                    if not held:
+                        self._inflight += 1
+                if held:
+                    self._store.unclaim(msg)
+                else:
+                    self._pool.submit(self._attempt, msg)
                 continue
             due = self._store.next_due()
             wait = POLL_SECONDS if due is None else min(POLL_SECONDS, max(0.0, due - time.time()))

@@ -39,7 +39,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lib.config import app_url, supabase_url
+from lib.config import supabase_url
 from lib.errors import LeadImportError
 
 _MISSING_CODES = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
@@ -327,7 +327,7 @@ def storage_from_env(env: Mapping[str, str], local_dir: Path) -> Storage:
         return FolderStorage(
             Path(local_dir) / "storage",
             signing_key=env.get("LOCAL_STORAGE_SIGNING_KEY") or None,
-            base_url=app_url(env),
+            base_url=env.get("APP_URL") or None,  # the local stack always sets it
             max_bytes=int(env.get("IMPORT_MAX_FILE_MB") or DEFAULT_MAX_FILE_MB) * 1024 * 1024,
         )
     missing = [

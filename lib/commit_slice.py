@@ -5,9 +5,11 @@ slices of one organization run one at a time, so two imports never both insert a
 the same match key), then commits chunks of rows until its row cap, or until the next chunk
 would overrun its time budget. Per chunk: one query for the rows with the existing leads
 their keys match (index probes); then, in row order and in memory, each row's outcome; then
-set-based writes: COPY of the outcomes into staged_outcomes, then one INSERT ... SELECT and
-one UPDATE of leads that read the chunk's staged rows by primary key (with lead ids and
-owners passed as arrays: no statement joins two tables whose row counts the planner guesses).
+set-based writes: COPY of the skipped and invalid rows' outcomes into staged_outcomes, then
+one INSERT ... SELECT and one UPDATE of leads that read the chunk's staged rows by primary key
+(with lead ids and owners passed as arrays: no statement joins two tables whose row counts the
+planner guesses) and record their rows' outcomes themselves, with what a revert needs: the
+digest of each lead's content as the import left it, and the values an update overwrote.
 
 Two connections work at once: while the slice's connection writes a chunk (from a helper
 thread), a second one reads the next chunk's rows and Python decides their outcomes. The
@@ -152,8 +154,9 @@ class Writes:
 
     def run(self, conn: Any) -> None:
         lap = _Laps()
-        with conn.cursor().copy(queries()["copy_outcomes"]) as copy:
-            copy.write(self.copy)
+        if self.copy:
+            with conn.cursor().copy(queries()["copy_outcomes"]) as copy:
+                copy.write(self.copy)
         lap("copy")
         if self.counts["inserted"]:
             conn.execute(queries()["insert_leads"], self.params)
@@ -200,8 +203,9 @@ def _decide(
         else:
             outcome = "skipped"
         counts[outcome] += 1
-        # COPY's text format: every value is a number, a code or a UUID (nothing to escape).
-        lines.append(f"{job_id}\t{row_no}\t{outcome}\t{lead or NULL}\t{owner or NULL}\n")
+        if outcome in ("skipped", "invalid"):  # insert_leads and update_leads record the others
+            # COPY's text format: every value is a number, a code or a UUID (nothing to escape).
+            lines.append(f"{job_id}\t{row_no}\t{outcome}\t{lead or NULL}\n")
     # Arrays are 1-based: the row after `after` is at index 1.
     params = {
         **_params(job, after, until), "id_prefix": prefix, "outcomes": codes, "owners": owner_of, "leads": lead_of,

@@ -34,5 +34,6 @@ def commit(job_id: str) -> Any:
 def revert(job_id: str) -> Any:
     """Undo a completed import: 409 with the reason when it cannot apply."""
     load_job(job_id)
-    job = manager.revert_job(connection(), job_id, services().publish)
+    svc = services()
+    job = manager.revert_job(connection(), job_id, svc.publish, retention_days=svc.settings.staged_retention_days)
     return jsonify(job=job_view(job)), 202

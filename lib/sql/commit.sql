@@ -3,7 +3,8 @@
 
 -- name: lock_org_leads
 -- Commit and revert slices of one organization run one at a time, so two imports in skip
--- or update mode never both insert a lead for the same match key.
+-- or update mode never both insert a lead for the same match key, and a revert never
+-- judges a lead while an import is matching it.
 select pg_advisory_xact_lock(hashtextextended('leads:' || %(org)s::text, 0))
 
 -- name: chunk_rows
@@ -36,75 +37,138 @@ where s.job_id = %(job)s and s.row_no > %(after)s and s.row_no <= %(until)s
 order by s.row_no
 
 -- name: copy_outcomes
-copy staged_outcomes (job_id, row_no, outcome, lead_id, owner_id) from stdin
+-- Skipped and invalid rows (insert_leads and update_leads record the rows they write).
+copy staged_outcomes (job_id, row_no, outcome, lead_id) from stdin
 
 -- name: insert_leads
--- The chunk's rows whose outcome is `inserted`. Reads staged_rows alone, by a primary key
--- range: which rows insert and their owners are arrays of the chunk's rows (index 1 is the
--- row after `after`; the zero UUID for no owner), and the lead id is the chunk's id prefix
--- and the row number (as lib/commit_slice.py made it).
+-- The chunk's rows whose outcome is `inserted`, with their outcomes: each new lead's id,
+-- owner and content digest (what a revert compares, see lead_digest) go to staged_outcomes.
+-- Reads staged_rows alone, by a primary key range: which rows insert and their owners are
+-- arrays of the chunk's rows (index 1 is the row after `after`; the zero UUID for no owner),
+-- and the lead id is the chunk's id prefix and the row number (as lib/commit_slice.py made
+-- it), which is how the outcome finds its row number again.
 -- Joining staged_outcomes instead let a stale estimate of the job's size (one row) pick a
 -- plan that scanned the job's rows once per outcome: quadratic on a database with history.
-insert into leads (
-  id, organization_id, civility, first_name, last_name, email, phone, email_normalized,
-  phone_e164, company, job_title, address, postal_code, city, country, source, notes, custom,
-  owner_id, import_job_id
+with inserted as (
+  insert into leads (
+    id, organization_id, civility, first_name, last_name, email, phone, email_normalized,
+    phone_e164, company, job_title, address, postal_code, city, country, source, notes, custom,
+    owner_id, import_job_id
+  )
+  select
+    (%(id_prefix)s || lpad(to_hex(s.row_no), 8, '0'))::uuid, %(org)s, s.fields ->> 'civility',
+    s.fields ->> 'first_name', s.fields ->> 'last_name', s.fields ->> 'email', s.fields ->> 'phone',
+    s.email_normalized, s.phone_e164, s.fields ->> 'company', s.fields ->> 'job_title',
+    s.fields ->> 'address', s.fields ->> 'postal_code', s.fields ->> 'city', s.fields ->> 'country',
+    s.fields ->> 'source', s.fields ->> 'notes', s.custom,
+    nullif((%(owners)s::uuid[])[s.row_no - %(after)s], '00000000-0000-0000-0000-000000000000'), %(job)s
+  from staged_rows s
+  where s.job_id = %(job)s and s.row_no > %(after)s and s.row_no <= %(until)s
+    and (%(outcomes)s::"char"[])[s.row_no - %(after)s] = 'i'
+  returning id, owner_id, public.lead_digest(leads) as digest
 )
-select
-  (%(id_prefix)s || lpad(to_hex(s.row_no), 8, '0'))::uuid, %(org)s, s.fields ->> 'civility',
-  s.fields ->> 'first_name', s.fields ->> 'last_name', s.fields ->> 'email', s.fields ->> 'phone',
-  s.email_normalized, s.phone_e164, s.fields ->> 'company', s.fields ->> 'job_title',
-  s.fields ->> 'address', s.fields ->> 'postal_code', s.fields ->> 'city', s.fields ->> 'country',
-  s.fields ->> 'source', s.fields ->> 'notes', s.custom,
-  nullif((%(owners)s::uuid[])[s.row_no - %(after)s], '00000000-0000-0000-0000-000000000000'), %(job)s
-from staged_rows s
-where s.job_id = %(job)s and s.row_no > %(after)s and s.row_no <= %(until)s
-  and (%(outcomes)s::"char"[])[s.row_no - %(after)s] = 'i'
+insert into staged_outcomes (job_id, row_no, outcome, lead_id, owner_id, digest)
+select %(job)s, ('x' || right(id::text, 8))::bit(32)::integer, 'inserted', id, owner_id, digest
+from inserted
 
 -- name: update_leads
 -- Non-empty values of the row overwrite the lead. A valid email or phone replaces the
 -- lead's; an invalid one (kept raw in fields) only fills an empty one. A lead is updated by
 -- at most one row of an import (the first that matches it), so one statement suffices.
 -- The rows come from staged_rows alone, by a primary key range, each with its lead's id from
--- an array of the chunk's rows; each lead is then found by its primary key.
-update leads l set
-  civility = coalesce(s.fields ->> 'civility', l.civility),
-  first_name = coalesce(s.fields ->> 'first_name', l.first_name),
-  last_name = coalesce(s.fields ->> 'last_name', l.last_name),
-  email = coalesce(s.email_normalized, l.email, s.fields ->> 'email'),
-  phone = coalesce(s.phone_e164, l.phone, s.fields ->> 'phone'),
-  email_normalized = coalesce(s.email_normalized, l.email_normalized),
-  phone_e164 = coalesce(s.phone_e164, l.phone_e164),
-  company = coalesce(s.fields ->> 'company', l.company),
-  job_title = coalesce(s.fields ->> 'job_title', l.job_title),
-  address = coalesce(s.fields ->> 'address', l.address),
-  postal_code = coalesce(s.fields ->> 'postal_code', l.postal_code),
-  city = coalesce(s.fields ->> 'city', l.city),
-  country = coalesce(s.fields ->> 'country', l.country),
-  source = coalesce(s.fields ->> 'source', l.source),
-  notes = coalesce(s.fields ->> 'notes', l.notes),
-  custom = l.custom || s.custom,
-  updated_by_import_job_id = %(job)s,
-  updated_at = now()
-from (
-  select r.*, (%(leads)s::uuid[])[r.row_no - %(after)s] as lead_id
+-- an array of the chunk's rows; each lead is then found by its primary key, locked, and
+-- read as it is before the update: the outcome keeps the values the update overwrote (the
+-- changed fields only) and the digest of the lead as it left it, for a revert.
+-- updated_at is the trigger's (leads_updated_at).
+with staged as (
+  select r.row_no, r.fields, r.custom, r.email_normalized, r.phone_e164,
+    (%(leads)s::uuid[])[r.row_no - %(after)s] as lead_id
   from staged_rows r
   where r.job_id = %(job)s and r.row_no > %(after)s and r.row_no <= %(until)s
     and (%(outcomes)s::"char"[])[r.row_no - %(after)s] = 'u'
-) s
-where l.id = s.lead_id and l.organization_id = %(org)s
+), before as (
+  select s.*, o as lead
+  from staged s join leads o on o.id = s.lead_id and o.organization_id = %(org)s
+  for update of o
+), updated as (
+  update leads l set
+    civility = coalesce(s.fields ->> 'civility', l.civility),
+    first_name = coalesce(s.fields ->> 'first_name', l.first_name),
+    last_name = coalesce(s.fields ->> 'last_name', l.last_name),
+    email = coalesce(s.email_normalized, l.email, s.fields ->> 'email'),
+    phone = coalesce(s.phone_e164, l.phone, s.fields ->> 'phone'),
+    email_normalized = coalesce(s.email_normalized, l.email_normalized),
+    phone_e164 = coalesce(s.phone_e164, l.phone_e164),
+    company = coalesce(s.fields ->> 'company', l.company),
+    job_title = coalesce(s.fields ->> 'job_title', l.job_title),
+    address = coalesce(s.fields ->> 'address', l.address),
+    postal_code = coalesce(s.fields ->> 'postal_code', l.postal_code),
+    city = coalesce(s.fields ->> 'city', l.city),
+    country = coalesce(s.fields ->> 'country', l.country),
+    source = coalesce(s.fields ->> 'source', l.source),
+    notes = coalesce(s.fields ->> 'notes', l.notes),
+    custom = l.custom || s.custom,
+    updated_by_import_job_id = %(job)s
+  from before s
+  where l.id = s.lead_id
+  returning s.row_no, l.id, public.lead_digest(l) as digest, public.lead_overwritten(s.lead, l) as overwritten
+)
+insert into staged_outcomes (job_id, row_no, outcome, lead_id, digest, overwritten)
+select %(job)s, row_no, 'updated', id, digest, overwritten from updated
 
--- name: revert_leads
--- Leads this import inserted that nobody changed since: no other import updated them and
--- their updated_at never moved (an import never updates a lead it inserted itself).
--- Leads it updated are left alone.
--- The ids are gathered first, then deleted by primary key: no join to plan.
-delete from leads
-where id = any(array(
-  select id from leads
-  where import_job_id = %(job)s and updated_by_import_job_id is null and updated_at = created_at
-  limit %(limit)s
-))
+-- name: revert_rows
+-- The rows of a revert chunk that wrote a lead, by a primary key range of staged_outcomes.
+select row_no, outcome, lead_id, digest, overwritten from staged_outcomes
+where job_id = %(job)s and row_no > %(after)s and row_no <= %(until)s and outcome in ('inserted', 'updated')
+order by row_no
+
+-- name: revert_leads_now
+-- Those leads as they are now (a lead deleted since is missing), locked: by primary key.
+select id, public.lead_digest(l) as digest from leads l
+where id = any(%(ids)s::uuid[]) and organization_id = %(org)s
+for update
+
+-- name: later_matches
+-- Other imports' rows that matched those leads (skipped or updated them): one probe of
+-- staged_outcomes_matched_lead_idx per lead. Which of those imports count (later, not
+-- reverted) is decided with their jobs (jobs_of).
+select distinct lead_id, job_id from staged_outcomes
+where lead_id = any(%(ids)s::uuid[]) and outcome in ('skipped', 'updated') and lead_id is not null
+  and job_id <> %(job)s
+
+-- name: jobs_of
+select id, status, commit_started_at from import_jobs where id = any(%(ids)s::uuid[])
+
+-- name: delete_reverted_leads
+delete from leads where id = any(%(ids)s::uuid[]) and organization_id = %(org)s
+
+-- name: restore_leads
+-- Each lead gets back the values its update overwrote (keys absent from them stay as they are).
+update leads l set
+  civility = case when p.v ? 'civility' then p.v ->> 'civility' else l.civility end,
+  first_name = case when p.v ? 'first_name' then p.v ->> 'first_name' else l.first_name end,
+  last_name = case when p.v ? 'last_name' then p.v ->> 'last_name' else l.last_name end,
+  email = case when p.v ? 'email' then p.v ->> 'email' else l.email end,
+  phone = case when p.v ? 'phone' then p.v ->> 'phone' else l.phone end,
+  email_normalized = case when p.v ? 'email_normalized' then p.v ->> 'email_normalized' else l.email_normalized end,
+  phone_e164 = case when p.v ? 'phone_e164' then p.v ->> 'phone_e164' else l.phone_e164 end,
+  company = case when p.v ? 'company' then p.v ->> 'company' else l.company end,
+  job_title = case when p.v ? 'job_title' then p.v ->> 'job_title' else l.job_title end,
+  address = case when p.v ? 'address' then p.v ->> 'address' else l.address end,
+  postal_code = case when p.v ? 'postal_code' then p.v ->> 'postal_code' else l.postal_code end,
+  city = case when p.v ? 'city' then p.v ->> 'city' else l.city end,
+  country = case when p.v ? 'country' then p.v ->> 'country' else l.country end,
+  source = case when p.v ? 'source' then p.v ->> 'source' else l.source end,
+  notes = case when p.v ? 'notes' then p.v ->> 'notes' else l.notes end,
+  custom = case when p.v ? 'custom' then p.v -> 'custom' else l.custom end,
+  updated_by_import_job_id = case
+    when p.v ? 'updated_by_import_job_id' then (p.v ->> 'updated_by_import_job_id')::uuid
+    else l.updated_by_import_job_id end
+from unnest(%(ids)s::uuid[], %(values)s::jsonb[]) p(id, v)
+where l.id = p.id and l.organization_id = %(org)s
+
+-- name: staged_outcomes_exist
+select exists (select 1 from staged_outcomes where job_id = %(id)s) as present
 
 -- name: org_members
 select user_id, email from organization_members where organization_id = %(org)s order by created_at, email

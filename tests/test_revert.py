@@ -1,0 +1,151 @@
+"""The undo of an import (docs/ARCHITECTURE.md "Undo", README "Undo"): the four end states
+of two imports into one organization, and a lead edited by hand in each, with the leads
+and their values written out; on a fresh database and on one with history.
+
+A: keys 1-10, first name "A<k>", company "A", city "Paris".
+B: keys 6-15, first name "B<k>", company "B", no city: in `update` mode it overwrites the
+   first name and company of the five shared leads (6-10) and leaves their city.
+A person adds a note to lead 2 (inserted by A) and, once B committed, to lead 7 (shared).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import Api, job, make_stack, write_csv
+
+pytestmark = pytest.mark.history
+
+HEADER = ["E-mail", "Prénom", "Société", "Ville"]
+SLICES = {"IMPORT_COMMIT_SLICE_ROWS": "4"}  # commit and revert: several slices each
+
+
+def a_file(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "a.csv", HEADER, [[f"k{i}@example.fr", f"A{i}", "A", "Paris"] for i in range(1, 11)])
+
+
+def b_file(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "b.csv", HEADER, [[f"k{i}@example.fr", f"B{i}", "B", ""] for i in range(6, 16)])
+
+
+def leads(conn: Any) -> dict[int, tuple[str, str, str | None, str | None]]:
+    """The test's leads by key: (first name, company, city, notes)."""
+    rows = conn.execute(
+        "select email_normalized, first_name, company, city, notes from leads where email_normalized like 'k%%@example.fr'"
+    ).fetchall()
+    return {
+        int(r["email_normalized"][1:].split("@")[0]): (r["first_name"], r["company"], r["city"], r["notes"])
+        for r in rows
+    }
+
+
+def edit_by_hand(conn: Any, key: int) -> None:
+    """What a person does in the CRM: no import involved, updated_at left to the trigger."""
+    before = conn.execute(
+        "select updated_at from leads where email_normalized = %s", (f"k{key}@example.fr",)
+    ).fetchone()
+    conn.execute("update leads set notes = 'appelé' where email_normalized = %s", (f"k{key}@example.fr",))
+    after = conn.execute("select updated_at from leads where email_normalized = %s", (f"k{key}@example.fr",)).fetchone()
+    assert after["updated_at"] > before["updated_at"]  # kept by the trigger
+
+
+def a_leads(keys: Any) -> dict[int, tuple[str, str, str | None, str | None]]:
+    return {i: (f"A{i}", "A", "Paris", None) for i in keys}
+
+
+def b_leads(keys: Any) -> dict[int, tuple[str, str, str | None, str | None]]:
+    return {i: (f"B{i}", "B", None, None) for i in keys}
+
+
+def counts(row: dict[str, Any]) -> tuple[int, int, dict[str, int]]:
+    """(leads deleted, leads given back their earlier values, leads kept by reason)."""
+    return row["reverted_rows"], row["restored_rows"], row["kept_counts"]
+
+
+def test_b_updates_then_revert_b_then_revert_a(database_url: str, tmp_path: Path, conn: Any) -> None:
+    """End states 1 and 2."""
+    with make_stack(database_url, tmp_path, **SLICES) as stack:
+        api = Api(stack)
+        a = api.import_file(conn, a_file(tmp_path))
+        edit_by_hand(conn, 2)
+        b = api.import_file(conn, b_file(tmp_path), duplicates="update")
+        assert (b["inserted_rows"], b["updated_rows"]) == (5, 5)
+        edit_by_hand(conn, 7)
+        assert leads(conn) == {
+            **a_leads([1, 3, 4, 5]), 2: ("A2", "A", "Paris", "appelé"),
+            6: ("B6", "B", "Paris", None), 7: ("B7", "B", "Paris", "appelé"), 8: ("B8", "B", "Paris", None),
+            9: ("B9", "B", "Paris", None), 10: ("B10", "B", "Paris", None), **b_leads(range(11, 16)),
+        }  # fmt: skip
+
+        # 1. Revert B: its inserted leads go, the shared ones get A's values back, except
+        #    lead 7, edited since.
+        b = api.revert(conn, b["id"])
+        assert counts(b) == (5, 4, {"changed_since": 1})
+        assert leads(conn) == {
+            **a_leads([1, 3, 4, 5, 6, 8, 9, 10]), 2: ("A2", "A", "Paris", "appelé"), 7: ("B7", "B", "Paris", "appelé"),
+        }  # fmt: skip
+        restored = conn.execute(
+            "select count(*) from leads where email_normalized = any(%s) and updated_by_import_job_id is null",
+            ([f"k{i}@example.fr" for i in (6, 8, 9, 10)],),
+        ).fetchone()
+        assert restored["count"] == 4  # they again name no import as their last updater
+
+        # 2. Then revert A: B is reverted, so it no longer counts as a later match, and the
+        #    values B's revert wrote back are A's own: every lead of A goes but the edited ones.
+        a = api.revert(conn, a["id"])
+        assert counts(a) == (8, 0, {"changed_since": 2})
+        assert leads(conn) == {2: ("A2", "A", "Paris", "appelé"), 7: ("B7", "B", "Paris", "appelé")}
+        assert stack.wait_idle(30)
+
+
+def test_b_updates_then_revert_a_then_revert_b(database_url: str, tmp_path: Path, conn: Any) -> None:
+    """End state 3: B's revert gives the shared leads A's values back, since their content
+    is still exactly what B wrote (A's revert left them alone); lead 7, edited, is kept."""
+    with make_stack(database_url, tmp_path, **SLICES) as stack:
+        api = Api(stack)
+        a = api.import_file(conn, a_file(tmp_path))
+        edit_by_hand(conn, 2)
+        b = api.import_file(conn, b_file(tmp_path), duplicates="update")
+        edit_by_hand(conn, 7)
+
+        a = api.revert(conn, a["id"])
+        assert counts(a) == (4, 0, {"changed_since": 1, "matched_later": 5})
+        assert leads(conn) == {
+            2: ("A2", "A", "Paris", "appelé"),
+            6: ("B6", "B", "Paris", None), 7: ("B7", "B", "Paris", "appelé"), 8: ("B8", "B", "Paris", None),
+            9: ("B9", "B", "Paris", None), 10: ("B10", "B", "Paris", None), **b_leads(range(11, 16)),
+        }  # fmt: skip
+
+        b = api.revert(conn, b["id"])
+        assert counts(b) == (5, 4, {"changed_since": 1})
+        assert leads(conn) == {
+            2: ("A2", "A", "Paris", "appelé"), **a_leads([6, 8, 9, 10]), 7: ("B7", "B", "Paris", "appelé"),
+        }  # fmt: skip
+        assert job(conn, a["id"])["status"] == "reverted"
+        assert stack.wait_idle(30)
+
+
+def test_b_skips_then_revert_a(database_url: str, tmp_path: Path, conn: Any) -> None:
+    """End state 4: the leads B matched stay, so B's rows still name leads that exist."""
+    with make_stack(database_url, tmp_path, **SLICES) as stack:
+        api = Api(stack)
+        a = api.import_file(conn, a_file(tmp_path))
+        edit_by_hand(conn, 2)
+        b = api.import_file(conn, b_file(tmp_path), duplicates="skip")
+        assert (b["inserted_rows"], b["skipped_rows"]) == (5, 5)
+
+        a = api.revert(conn, a["id"])
+        assert counts(a) == (4, 0, {"changed_since": 1, "matched_later": 5})
+        assert leads(conn) == {2: ("A2", "A", "Paris", "appelé"), **a_leads(range(6, 11)), **b_leads(range(11, 16))}
+        after = job(conn, b["id"])
+        assert (after["status"], after["inserted_rows"], after["skipped_rows"]) == ("completed", 5, 5)
+        dangling = conn.execute(
+            """select count(*) from staged_outcomes o left join leads l on l.id = o.lead_id
+               where o.job_id = %s and l.id is null""",
+            (b["id"],),
+        ).fetchone()
+        assert dangling["count"] == 0  # every row of B still names a lead
+        assert stack.wait_idle(30)

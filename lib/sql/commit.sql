@@ -124,8 +124,12 @@ order by row_no
 
 -- name: revert_leads_now
 -- Those leads as they are now (a lead deleted since is missing), locked: by primary key.
+-- The ids come through `array(select unnest(...))`, whose length the planner cannot see, so
+-- it plans a few primary key probes: given the array itself, it counts 5,000 ids and prefers
+-- to scan every lead of every organization (measured on the history database). The same
+-- holds for the revert's delete and restore below.
 select id, public.lead_digest(l) as digest from leads l
-where id = any(%(ids)s::uuid[]) and organization_id = %(org)s
+where id = any(array(select unnest(%(ids)s::uuid[]))) and organization_id = %(org)s
 for update
 
 -- name: later_matches
@@ -140,7 +144,7 @@ where lead_id = any(%(ids)s::uuid[]) and outcome in ('skipped', 'updated') and l
 select id, status, commit_started_at from import_jobs where id = any(%(ids)s::uuid[])
 
 -- name: delete_reverted_leads
-delete from leads where id = any(%(ids)s::uuid[]) and organization_id = %(org)s
+delete from leads where id = any(array(select unnest(%(ids)s::uuid[]))) and organization_id = %(org)s
 
 -- name: restore_leads
 -- Each lead gets back the values its update overwrote (keys absent from them stay as they are).
@@ -165,7 +169,7 @@ update leads l set
     when p.v ? 'updated_by_import_job_id' then (p.v ->> 'updated_by_import_job_id')::uuid
     else l.updated_by_import_job_id end
 from unnest(%(ids)s::uuid[], %(values)s::jsonb[]) p(id, v)
-where l.id = p.id and l.organization_id = %(org)s
+where l.id = any(array(select unnest(%(ids)s::uuid[]))) and l.id = p.id and l.organization_id = %(org)s
 
 -- name: staged_outcomes_exist
 select exists (select 1 from staged_outcomes where job_id = %(id)s) as present

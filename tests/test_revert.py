@@ -13,11 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
-from tests.helpers import Api, job, make_stack, write_csv
-
-pytestmark = pytest.mark.history
+from lib import db
+from tests.helpers import SMALL_SLICES, Api, finished, free_port, job, make_stack, wait_until, write_csv
 
 HEADER = ["E-mail", "Prénom", "Société", "Ville"]
 SLICES = {"IMPORT_COMMIT_SLICE_ROWS": "4"}  # commit and revert: several slices each
@@ -65,6 +65,7 @@ def counts(row: dict[str, Any]) -> tuple[int, int, dict[str, int]]:
     return row["reverted_rows"], row["restored_rows"], row["kept_counts"]
 
 
+@pytest.mark.history
 def test_b_updates_then_revert_b_then_revert_a(database_url: str, tmp_path: Path, conn: Any) -> None:
     """End states 1 and 2."""
     with make_stack(database_url, tmp_path, **SLICES) as stack:
@@ -101,6 +102,7 @@ def test_b_updates_then_revert_b_then_revert_a(database_url: str, tmp_path: Path
         assert stack.wait_idle(30)
 
 
+@pytest.mark.history
 def test_b_updates_then_revert_a_then_revert_b(database_url: str, tmp_path: Path, conn: Any) -> None:
     """End state 3: B's revert gives the shared leads A's values back, since their content
     is still exactly what B wrote (A's revert left them alone); lead 7, edited, is kept."""
@@ -128,6 +130,7 @@ def test_b_updates_then_revert_a_then_revert_b(database_url: str, tmp_path: Path
         assert stack.wait_idle(30)
 
 
+@pytest.mark.history
 def test_b_skips_then_revert_a(database_url: str, tmp_path: Path, conn: Any) -> None:
     """End state 4: the leads B matched stay, so B's rows still name leads that exist."""
     with make_stack(database_url, tmp_path, **SLICES) as stack:
@@ -149,3 +152,81 @@ def test_b_skips_then_revert_a(database_url: str, tmp_path: Path, conn: Any) -> 
         ).fetchone()
         assert dangling["count"] == 0  # every row of B still names a lead
         assert stack.wait_idle(30)
+
+
+# -- a revert killed mid-slice ------------------------------------------------------------------
+
+
+def two_imports(api: Api, conn: Any, tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A: keys 1-200; B (update): keys 101-300; a person edits a lead of each."""
+    a = write_csv(tmp_path / "a.csv", HEADER, [[f"k{i}@example.fr", f"A{i}", "A", "Paris"] for i in range(1, 201)])
+    b = write_csv(tmp_path / "b.csv", HEADER, [[f"k{i}@example.fr", f"B{i}", "B", ""] for i in range(101, 301)])
+    first = api.import_file(conn, a)
+    second = api.import_file(conn, b, duplicates="update")
+    edit_by_hand(conn, 20)
+    edit_by_hand(conn, 160)
+    return first, second
+
+
+def end_state(conn: Any, job_id: Any) -> dict[str, Any]:
+    row = job(conn, job_id)
+    return {
+        "job": {k: row[k] for k in ("status", "reverted_rows", "restored_rows", "kept_counts", "revert_cursor")},
+        "slices_done": row["slices_done"],  # no slice counted twice
+        "leads": leads(conn),
+    }
+
+
+def slice_waiting_with_its_writes(conn: Any) -> bool:
+    """A slice of the endpoint process waits to move its cursor (finish_slice) after it wrote
+    leads in its transaction (it holds the lock its delete and update of leads took)."""
+    return conn.execute(
+        """select exists (
+             select 1 from pg_stat_activity a
+             join pg_locks l on l.pid = a.pid and l.relation = 'leads'::regclass and l.mode = 'RowExclusiveLock'
+             where a.application_name = 'li-endpoint' and a.wait_event_type = 'Lock'
+               and a.query like '%%slices_done = slices_done + 1%%')"""
+    ).fetchone()["exists"]
+
+
+def test_a_revert_killed_mid_slice_and_retried_ends_like_an_uninterrupted_one(
+    database_url: str, new_database: Any, tmp_path: Path, conn: Any
+) -> None:
+    from tests.test_faults import endpoint_process
+
+    other_url = new_database("fresh")
+    with make_stack(other_url, tmp_path / "calm", **SMALL_SLICES) as stack, db.connect(other_url) as other:
+        api = Api(stack)
+        _, b = two_imports(api, other, tmp_path / "calm")
+        api.revert(other, b["id"])
+        calm = end_state(other, b["id"])
+    assert calm["job"] == {
+        "status": "reverted", "reverted_rows": 100, "restored_rows": 99, "kept_counts": {"changed_since": 1},
+        "revert_cursor": 200,
+    }  # fmt: skip
+
+    port = free_port()
+    env = {**SMALL_SLICES, "APP_URL": f"http://127.0.0.1:{port}", "LOCAL_QSTASH_FAULTS": "delay_ms=300-400"}
+    with (
+        make_stack(database_url, tmp_path / "killed", **env) as stack,
+        endpoint_process(stack.env, database_url, port, tmp_path / "endpoint.log") as endpoint,
+        psycopg.connect(database_url, autocommit=True) as blocker,
+    ):
+        api = Api(stack)
+        _, b = two_imports(api, conn, tmp_path / "killed")
+        status, reply = api.queue(f"/api/jobs/{b['id']}/revert")
+        assert status == 202, reply
+        wait_until(lambda: job(conn, b["id"])["revert_cursor"] > 0, what="a first revert slice")
+        with blocker.transaction():
+            # The next revert slice deletes and restores its leads, then waits for this lock
+            # to move its cursor: killed there, with its writes done and not committed.
+            blocker.execute("lock table import_jobs in share mode")
+            wait_until(lambda: slice_waiting_with_its_writes(conn), what="a revert slice waiting to move its cursor")
+            cursor = job(conn, b["id"])["revert_cursor"]
+            assert 0 < cursor < 200
+            endpoint.kill()
+        endpoint.start()  # QStash redelivers the slice to the restarted process
+        finished(conn, b["id"], "reverted")
+        stack.wait_idle()
+        assert stack.qstash.stats.failures >= 1 and stack.qstash.stats.dead == 0
+    assert end_state(conn, b["id"]) == calm

@@ -25,8 +25,6 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from lib.db import Connection, queries
 from lib.slice_types import SliceContext, SliceResult
 
@@ -70,7 +68,7 @@ def revert_chunk(conn: Connection, job: dict[str, Any], after: int, until: int) 
     ids = [r["lead_id"] for r in rows]
     now = {r["id"]: r["digest"] for r in conn.execute(q["revert_leads_now"], {"ids": ids, "org": org})}
     later = _matched_later(conn, job, rows)
-    gone, restored = [], []
+    gone, restore = [], ["-"] * (until - after)  # restore: a "char" per row of the chunk
     for r in rows:
         lead = r["lead_id"]
         if lead in later:
@@ -81,12 +79,12 @@ def revert_chunk(conn: Connection, job: dict[str, Any], after: int, until: int) 
             gone.append(lead)
             verdicts["reverted"] += 1
         else:
-            restored.append((lead, r["overwritten"]))
+            restore[r["row_no"] - after - 1] = "r"
             verdicts["restored"] += 1
     if gone:
         conn.execute(q["delete_reverted_leads"], {"ids": gone, "org": org})
-    if restored:
-        params = {"ids": [lead for lead, _ in restored], "values": [Jsonb(v) for _, v in restored], "org": org}
+    if verdicts["restored"]:
+        params = {"job": job["id"], "after": after, "until": until, "restore": restore, "org": org}
         conn.execute(q["restore_leads"], params)
     return verdicts
 

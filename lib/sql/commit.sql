@@ -79,7 +79,7 @@ from inserted
 -- an array of the chunk's rows; each lead is then found by its primary key, locked, and
 -- read as it is before the update: the outcome keeps the values the update overwrote (the
 -- changed fields only) and the digest of the lead as it left it, for a revert.
--- updated_at is the trigger's (leads_updated_at).
+-- updated_at is set here, which spares the statement the trigger leads_updated_at.
 with staged as (
   select r.row_no, r.fields, r.custom, r.email_normalized, r.phone_e164,
     (%(leads)s::uuid[])[r.row_no - %(after)s] as lead_id
@@ -108,17 +108,19 @@ with staged as (
     source = coalesce(s.fields ->> 'source', l.source),
     notes = coalesce(s.fields ->> 'notes', l.notes),
     custom = l.custom || s.custom,
-    updated_by_import_job_id = %(job)s
+    updated_by_import_job_id = %(job)s,
+    updated_at = now()
   from before s
   where l.id = s.lead_id
-  returning s.row_no, l.id, public.lead_digest(l) as digest, public.lead_overwritten(s.lead, l) as overwritten
+  returning s.row_no, l.id, public.lead_digest(l) as digest,
+    public.lead_overwritten_fields(s.lead, l) as fields, public.lead_overwritten(s.lead, l) as overwritten
 )
-insert into staged_outcomes (job_id, row_no, outcome, lead_id, digest, overwritten)
-select %(job)s, row_no, 'updated', id, digest, overwritten from updated
+insert into staged_outcomes (job_id, row_no, outcome, lead_id, digest, overwritten_fields, overwritten)
+select %(job)s, row_no, 'updated', id, digest, fields, overwritten from updated
 
 -- name: revert_rows
 -- The rows of a revert chunk that wrote a lead, by a primary key range of staged_outcomes.
-select row_no, outcome, lead_id, digest, overwritten from staged_outcomes
+select row_no, outcome, lead_id, digest from staged_outcomes
 where job_id = %(job)s and row_no > %(after)s and row_no <= %(until)s and outcome in ('inserted', 'updated')
 order by row_no
 
@@ -147,29 +149,38 @@ select id, status, commit_started_at from import_jobs where id = any(%(ids)s::uu
 delete from leads where id = any(array(select unnest(%(ids)s::uuid[]))) and organization_id = %(org)s
 
 -- name: restore_leads
--- Each lead gets back the values its update overwrote (keys absent from them stay as they are).
+-- The leads of the chunk's rows marked 'r' (an array of the chunk's rows, like update_leads')
+-- get back the values their update overwrote: each field whose bit is set takes its place of
+-- the array (lead_overwritten in the migrations says which is which); the others stay as
+-- they are. Like update_leads, the rows come from staged_outcomes alone by a primary key
+-- range, and each lead is found by its primary key. (Given the leads' ids as well, the
+-- planner drove the join from the leads and scanned the chunk's outcomes once per lead.)
 update leads l set
-  civility = case when p.v ? 'civility' then p.v ->> 'civility' else l.civility end,
-  first_name = case when p.v ? 'first_name' then p.v ->> 'first_name' else l.first_name end,
-  last_name = case when p.v ? 'last_name' then p.v ->> 'last_name' else l.last_name end,
-  email = case when p.v ? 'email' then p.v ->> 'email' else l.email end,
-  phone = case when p.v ? 'phone' then p.v ->> 'phone' else l.phone end,
-  email_normalized = case when p.v ? 'email_normalized' then p.v ->> 'email_normalized' else l.email_normalized end,
-  phone_e164 = case when p.v ? 'phone_e164' then p.v ->> 'phone_e164' else l.phone_e164 end,
-  company = case when p.v ? 'company' then p.v ->> 'company' else l.company end,
-  job_title = case when p.v ? 'job_title' then p.v ->> 'job_title' else l.job_title end,
-  address = case when p.v ? 'address' then p.v ->> 'address' else l.address end,
-  postal_code = case when p.v ? 'postal_code' then p.v ->> 'postal_code' else l.postal_code end,
-  city = case when p.v ? 'city' then p.v ->> 'city' else l.city end,
-  country = case when p.v ? 'country' then p.v ->> 'country' else l.country end,
-  source = case when p.v ? 'source' then p.v ->> 'source' else l.source end,
-  notes = case when p.v ? 'notes' then p.v ->> 'notes' else l.notes end,
-  custom = case when p.v ? 'custom' then p.v -> 'custom' else l.custom end,
+  civility = case when o.overwritten_fields & 1 <> 0 then o.overwritten[1] else l.civility end,
+  first_name = case when o.overwritten_fields & 2 <> 0 then o.overwritten[2] else l.first_name end,
+  last_name = case when o.overwritten_fields & 4 <> 0 then o.overwritten[3] else l.last_name end,
+  email = case when o.overwritten_fields & 8 <> 0 then o.overwritten[4] else l.email end,
+  phone = case when o.overwritten_fields & 16 <> 0 then o.overwritten[5] else l.phone end,
+  email_normalized = case when o.overwritten_fields & 32 <> 0 then o.overwritten[6] else l.email_normalized end,
+  phone_e164 = case when o.overwritten_fields & 64 <> 0 then o.overwritten[7] else l.phone_e164 end,
+  company = case when o.overwritten_fields & 128 <> 0 then o.overwritten[8] else l.company end,
+  job_title = case when o.overwritten_fields & 256 <> 0 then o.overwritten[9] else l.job_title end,
+  address = case when o.overwritten_fields & 512 <> 0 then o.overwritten[10] else l.address end,
+  postal_code = case when o.overwritten_fields & 1024 <> 0 then o.overwritten[11] else l.postal_code end,
+  city = case when o.overwritten_fields & 2048 <> 0 then o.overwritten[12] else l.city end,
+  country = case when o.overwritten_fields & 4096 <> 0 then o.overwritten[13] else l.country end,
+  source = case when o.overwritten_fields & 8192 <> 0 then o.overwritten[14] else l.source end,
+  notes = case when o.overwritten_fields & 16384 <> 0 then o.overwritten[15] else l.notes end,
+  custom = case when o.overwritten_fields & 32768 <> 0 then o.overwritten[16]::jsonb else l.custom end,
   updated_by_import_job_id = case
-    when p.v ? 'updated_by_import_job_id' then (p.v ->> 'updated_by_import_job_id')::uuid
-    else l.updated_by_import_job_id end
-from unnest(%(ids)s::uuid[], %(values)s::jsonb[]) p(id, v)
-where l.id = any(array(select unnest(%(ids)s::uuid[]))) and l.id = p.id and l.organization_id = %(org)s
+    when o.overwritten_fields & 65536 <> 0 then o.overwritten[17]::uuid else l.updated_by_import_job_id end,
+  updated_at = now()
+from (
+  select lead_id, overwritten_fields, overwritten from staged_outcomes
+  where job_id = %(job)s and row_no > %(after)s and row_no <= %(until)s
+    and (%(restore)s::"char"[])[row_no - %(after)s] = 'r'
+) o
+where l.id = o.lead_id and l.organization_id = %(org)s
 
 -- name: staged_outcomes_exist
 select exists (select 1 from staged_outcomes where job_id = %(id)s) as present

@@ -141,6 +141,10 @@ def run_slice(ctx: SliceContext) -> SliceResult:
     )
 
 
+class LeadsChangedMeanwhile(RuntimeError):
+    """A transient error: a lead the chunk updates changed since the chunk read it."""
+
+
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"  # "none" in the arrays of a chunk's rows
 
 
@@ -162,7 +166,13 @@ class Writes:
             conn.execute(queries()["insert_leads"], self.params)
         lap("insert")
         if self.counts["updated"]:
-            conn.execute(queries()["update_leads"], self.params)
+            updated = conn.execute(queries()["update_leads"], self.params).rowcount
+            if updated != self.counts["updated"]:
+                # A lead changed or went between the chunk's read and its update: what this
+                # chunk decided is stale. The slice rolls back and QStash retries it (5xx).
+                raise LeadsChangedMeanwhile(
+                    f"job {self.params['job']}: {self.counts['updated'] - updated} lead(s) changed during the commit"
+                )
         lap("update")
         log.debug("commit.writes job=%s %s", self.params["job"], lap, extra={"steps_ms": lap.ms})
 

@@ -76,9 +76,13 @@ from inserted
 -- lead's; an invalid one (kept raw in fields) only fills an empty one. A lead is updated by
 -- at most one row of an import (the first that matches it), so one statement suffices.
 -- The rows come from staged_rows alone, by a primary key range, each with its lead's id from
--- an array of the chunk's rows; each lead is then found by its primary key, locked, and
--- read as it is before the update: the outcome keeps the values the update overwrote (the
--- changed fields only) and the digest of the lead as it left it, for a revert.
+-- an array of the chunk's rows; each lead is then found by its primary key and read as it is
+-- before the update: the outcome keeps the values the update overwrote (the changed fields
+-- only) and the digest of the lead as it left it, for a revert. A lead changed by someone
+-- else between that read and its update (its row version, xmin, moved) is not updated, so
+-- that the values kept are never stale: the slice sees fewer outcomes than updates and is
+-- retried (lib/commit_slice.py). Locking the leads in the read instead (FOR UPDATE) wrote
+-- every row twice.
 -- updated_at is set here, which spares the statement the trigger leads_updated_at.
 with staged as (
   select r.row_no, r.fields, r.custom, r.email_normalized, r.phone_e164,
@@ -87,9 +91,8 @@ with staged as (
   where r.job_id = %(job)s and r.row_no > %(after)s and r.row_no <= %(until)s
     and (%(outcomes)s::"char"[])[r.row_no - %(after)s] = 'u'
 ), before as (
-  select s.*, o as lead
+  select s.*, o as lead, o.xmin as version
   from staged s join leads o on o.id = s.lead_id and o.organization_id = %(org)s
-  for update of o
 ), updated as (
   update leads l set
     civility = coalesce(s.fields ->> 'civility', l.civility),
@@ -111,7 +114,7 @@ with staged as (
     updated_by_import_job_id = %(job)s,
     updated_at = now()
   from before s
-  where l.id = s.lead_id
+  where l.id = s.lead_id and l.xmin = s.version
   returning s.row_no, l.id, public.lead_digest(l) as digest,
     public.lead_overwritten_fields(s.lead, l) as fields, public.lead_overwritten(s.lead, l) as overwritten
 )

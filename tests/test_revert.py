@@ -10,14 +10,17 @@ A person adds a note to lead 2 (inserted by A) and, once B committed, to lead 7 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from lib import db
+from lib import commit_slice, db
+from lib.commit_settings import CommitSettings
 from tests.helpers import SMALL_SLICES, Api, finished, free_port, job, make_stack, wait_until, write_csv
+from tests.test_slice_bounds import waiting_on_a_lock
 
 HEADER = ["E-mail", "Prénom", "Société", "Ville"]
 SLICES = {"IMPORT_COMMIT_SLICE_ROWS": "4"}  # commit and revert: several slices each
@@ -230,3 +233,49 @@ def test_a_revert_killed_mid_slice_and_retried_ends_like_an_uninterrupted_one(
         stack.wait_idle()
         assert stack.qstash.stats.failures >= 1 and stack.qstash.stats.dead == 0
     assert end_state(conn, b["id"]) == calm
+
+
+# -- what the commit keeps for a revert is never stale --------------------------------------------
+
+
+def test_a_lead_changed_while_the_commit_updates_it_fails_the_chunk_instead_of_keeping_stale_values(
+    database_url: str, tmp_path: Path, conn: Any
+) -> None:
+    """The update reads each lead, then updates it: a person's edit committed in between
+    must not be lost in what a revert would write back. The chunk's update waits for the
+    edit's row lock, finds a newer row version, updates nothing, and the slice fails (5xx,
+    QStash retries it)."""
+    with make_stack(database_url, tmp_path) as stack:
+        api = Api(stack)
+        api.import_file(conn, a_file(tmp_path))
+        b = api.parse(conn, b_file(tmp_path))
+    cfg = CommitSettings(duplicates="update")
+    row = {**b, "settings": {**b["settings"], "commit": cfg.to_json()}}
+    params = {**commit_slice._params(row, 0, 10), **commit_slice._lookups(cfg), **cfg.owner_cell_source(row)}
+    owners = cfg.owner_picker(conn, row["organization_id"], first_index=0)
+    rows = commit_slice._tuples(conn, "chunk_rows", params)
+    writes = commit_slice._decide(cfg, row, 0, 10, rows, commit_slice.Matcher(cfg.match), owners)
+    assert writes.counts == {"updated": 5, "inserted": 5}
+
+    with db.connect(database_url) as editor, db.connect(database_url) as committer:
+        editor.execute("begin")
+        editor.execute("update leads set notes = 'appelé' where email_normalized = 'k7@example.fr'")
+        errors: list[BaseException] = []
+
+        def commit_chunk() -> None:
+            try:
+                with committer.transaction():
+                    writes.run(committer)
+            except BaseException as exc:
+                errors.append(exc)
+
+        worker = threading.Thread(target=commit_chunk)
+        worker.start()
+        wait_until(lambda: waiting_on_a_lock(conn), what="the chunk's update waiting for the edited lead")
+        editor.execute("commit")
+        worker.join(30)
+    assert [type(e) for e in errors] == [commit_slice.LeadsChangedMeanwhile]
+    assert "1 lead(s) changed during the commit" in str(errors[0])
+    # Rolled back whole: A's values and the person's edit, no outcome recorded.
+    assert leads(conn) == {**a_leads([1, 2, 3, 4, 5, 6, 8, 9, 10]), 7: ("A7", "A", "Paris", "appelé")}
+    assert conn.execute("select count(*) from staged_outcomes where job_id = %s", (b["id"],)).fetchone()["count"] == 0

@@ -82,7 +82,9 @@ from inserted
 -- else between that read and its update (its row version, xmin, moved) is not updated, so
 -- that the values kept are never stale: the slice sees fewer outcomes than updates and is
 -- retried (lib/commit_slice.py). Locking the leads in the read instead (FOR UPDATE) wrote
--- every row twice.
+-- every row twice. The lead as read is `o`, a second reference to leads, not a column of a
+-- subquery: once the functions are inlined, their fields of `o` and `l` are plain columns,
+-- where a composite value from a subquery would be taken apart for every field.
 -- updated_at is set here, which spares the statement the trigger leads_updated_at.
 with staged as (
   select r.row_no, r.fields, r.custom, r.email_normalized, r.phone_e164,
@@ -90,9 +92,6 @@ with staged as (
   from staged_rows r
   where r.job_id = %(job)s and r.row_no > %(after)s and r.row_no <= %(until)s
     and (%(outcomes)s::"char"[])[r.row_no - %(after)s] = 'u'
-), before as (
-  select s.*, o as lead, o.xmin as version
-  from staged s join leads o on o.id = s.lead_id and o.organization_id = %(org)s
 ), updated as (
   update leads l set
     civility = coalesce(s.fields ->> 'civility', l.civility),
@@ -113,10 +112,10 @@ with staged as (
     custom = l.custom || s.custom,
     updated_by_import_job_id = %(job)s,
     updated_at = now()
-  from before s
-  where l.id = s.lead_id and l.xmin = s.version
+  from staged s join leads o on o.id = s.lead_id and o.organization_id = %(org)s
+  where l.id = o.id and l.xmin = o.xmin
   returning s.row_no, l.id, public.lead_digest(l) as digest,
-    public.lead_overwritten_fields(s.lead, l) as fields, public.lead_overwritten(s.lead, l) as overwritten
+    public.lead_overwritten_fields(o, l) as fields, public.lead_overwritten(o, l) as overwritten
 )
 insert into staged_outcomes (job_id, row_no, outcome, lead_id, digest, overwritten_fields, overwritten)
 select %(job)s, row_no, 'updated', id, digest, fields, overwritten from updated

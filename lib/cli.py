@@ -1,4 +1,4 @@
-"""`python -m lib`: import a file, list and retry jobs, serve the local stack, migrate.
+"""`python -m lib`: import a file, list, retry, revert and cancel jobs, serve the local stack, migrate.
 
 The CLI acts as the service itself (database and storage access, like the endpoints),
 while every slice runs over HTTP through QStash exactly as in production.
@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 from lib import db, manager
 from lib.config import Settings, environment
 from lib.db import queries
-from lib.errors import LeadImportError
+from lib.errors import JobNotFound, LeadImportError
 from lib.jobs import ACTIVE
 from lib.phases import progress
 from lib.queue import Publisher
@@ -70,6 +70,8 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     retry.add_argument("--restart", action="store_true", help="start over from the validating step")
     _commit_options(retry)
     retry.set_defaults(func=cmd_retry)
+
+    _undo_commands(sub)
 
     serve = sub.add_parser("serve", help="run the local stack (database, QStash, storage, endpoints)")
     serve.add_argument("--port", type=int, default=int(env.get("PORT", "8000")))
@@ -339,6 +341,95 @@ def _org_and_user(stack: Stack, org: str | None) -> tuple[str, str]:
     if len(orgs) > 1 and org is None:
         raise LeadImportError("several organizations: say which with --org")
     return str(rows[0]["organization_id"]), str(rows[0]["user_id"])
+
+
+# -- revert and cancel ----------------------------------------------------------------------
+
+
+def _undo_commands(sub: Any) -> None:
+    """`revert` and `cancel`: each changes one job, then follows it to its end like `retry`."""
+    for name, func, text in (
+        ("revert", cmd_revert, "undo a completed import (asks first, saying what it will and will not do)"),
+        ("cancel", cmd_cancel, "stop an import at its next slice boundary (retry resumes it)"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("job_id")
+        p.add_argument("--yes", action="store_true", help="do it without asking")
+        p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+        p.add_argument("--org", help="the organization the job belongs to (where there are several)")
+        p.set_defaults(func=func)
+
+
+UNDO_WILL = """\
+Revert of job {id} ({file_name}): {inserted_rows} leads inserted, {updated_rows} leads updated.
+  It will:
+    - delete the leads this import inserted;
+    - give the leads it updated back the values it overwrote.
+  It will not (those leads are kept, and counted):
+    - touch a lead someone changed since the import, in the app or by hand ("changed since");
+    - touch a lead a later import matched, unless that import is reverted first ("matched later");
+    - bring back a lead someone deleted, or undo what other imports did.
+  A revert cannot itself be undone."""
+
+
+def cmd_revert(args: argparse.Namespace) -> int:
+    from lib.revert_slice import refusal
+
+    stack = Stack(args.env)
+    try:
+        job = _job_of(stack, args.job_id, args.org)
+        if reason := refusal(job):
+            raise LeadImportError(f"cannot revert: {reason}")
+        if not args.yes:
+            print(UNDO_WILL.format(**job))
+            if not _ask("Revert this import? [y/N] ", "revert"):
+                print("Not reverted.")
+                return 1
+        manager.revert_job(stack.conn, args.job_id, stack.publish, retention_days=stack.settings.staged_retention_days)
+        return _follow_to(stack, args, Status.REVERTED)
+    finally:
+        stack.close()
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel never asks (`--yes` is accepted): nothing is lost, `retry` resumes the job."""
+    stack = Stack(args.env)
+    try:
+        _job_of(stack, args.job_id, args.org)
+        manager.cancel_job(stack.conn, args.job_id)
+        return _follow_to(stack, args, Status.CANCELLED)
+    finally:
+        stack.close()
+
+
+def _follow_to(stack: Stack, args: argparse.Namespace, expected: Status) -> int:
+    """Follow the job to its end, print its summary; exit status 0 if it ended as `expected`."""
+    from lib.cli_output import print_final
+
+    job = follow(stack.conn, args.job_id, quiet=args.json)
+    if args.json:
+        print(json.dumps(summary(job), indent=2))
+    else:
+        print_final(job)
+    return 0 if job["status"] == expected else 1
+
+
+def _job_of(stack: Stack, job_id: str, org: str | None) -> dict[str, Any]:
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        raise JobNotFound(f"no import job has the id {job_id!r}") from None
+    job = stack.conn.execute(queries()["get_job"], {"id": job_id}).fetchone()
+    if job is None or (org is not None and str(job["organization_id"]) != org):
+        raise JobNotFound()
+    return dict(job)
+
+
+def _ask(question: str, verb: str) -> bool:
+    if not sys.stdin.isatty():
+        print(f"Not a terminal: pass --yes to {verb}.", file=sys.stderr)
+        return False
+    return input(question).strip().lower() in ("y", "yes", "o", "oui")
 
 
 # -- following a job ------------------------------------------------------------------------

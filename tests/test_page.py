@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +20,23 @@ from typing import Any
 import psycopg
 import pytest
 
+from lib import db
 from lib.auth import mint_token
 from lib.cli import sign_in_link
 from lib.local.stack import LOCAL_MEMBERS, LocalStack
-from tests.helpers import Api, sample
+from tests.helpers import (
+    SMALL_SLICES,
+    Api,
+    finished,
+    job,
+    make_stack,
+    outcome,
+    same_as_baseline,
+    sample,
+    storage,
+    undisturbed,
+    wait_until,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -250,6 +264,167 @@ def test_expired_token_and_other_organizations_job(stack: LocalStack, conn: psyc
         expect(page.get_by_role("heading", name=re.compile("Import introuvable"))).to_be_visible()
         expect(page.get_by_text("secret.csv")).to_have_count(0)
     accessible(page, "not found")
+
+
+def sign_in(page: Any, stack: LocalStack) -> None:
+    page.goto(sign_in_link(stack.app_url, token(stack), 3600))
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("heading", name="Nouvel import")).to_be_visible()
+
+
+def upload(page: Any, path: Path) -> None:
+    page.get_by_label(re.compile("Fichier de contacts")).set_input_files(str(path))
+    page.get_by_role("button", name="Envoyer et analyser").click()
+
+
+def progress_seen(page: Any, until: Any, timeout: float = 60) -> list[int]:
+    """The rows-done values the progress bar showed, in order, until `until` is visible."""
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout
+    while not until.is_visible():
+        assert time.monotonic() < deadline, f"timed out; progress seen: {seen}"
+        done = page.evaluate("document.getElementById('job-progress')?.dataset.done ?? null")
+        if done is not None and (not seen or seen[-1] != int(done)):
+            seen.append(int(done))
+        time.sleep(0.05)
+    return seen
+
+
+def test_progress_moves_and_a_commit_cancelled_from_the_page_resumes(
+    server_url: str, database_url: str, conn: psycopg.Connection, page: Any, tmp_path: Path
+) -> None:
+    """Slices of 50 rows that QStash delivers half a second apart: the page shows the parse
+    moving (at least two values before the end), the commit is stopped from the page while
+    under way, and retried from the page it ends exactly as an undisturbed import."""
+    from playwright.sync_api import expect
+
+    path = tmp_path / "leads-slow.csv"
+    data, stats = sample(path, rows=300, seed=11)
+    baseline = undisturbed(server_url, tmp_path / "baseline", data)
+    with make_stack(database_url, tmp_path, **SMALL_SLICES, LOCAL_QSTASH_FAULTS="delay_ms=450-450") as stack:
+        sign_in(page, stack)
+        upload(page, path)
+        review = page.get_by_role("heading", name="Résultat de l’analyse")
+        seen = progress_seen(page, review)
+        mid = [v for v in seen if 0 < v < stats.rows]
+        assert len(set(mid)) >= 2, f"progress seen while parsing: {seen}"
+        job_id = job_id_of(page)
+
+        # Commit round-robin over the three members (as the undisturbed run), stop it mid-way.
+        page.get_by_label("À tour de rôle entre plusieurs membres").check()
+        for member in LOCAL_MEMBERS:
+            page.get_by_label(member[1]).check()
+        page.get_by_role("button", name=re.compile(r"Importer \d+ contacts")).click()
+        expect(page.get_by_role("heading", name="Progression : import en cours")).to_be_visible()
+        wait_until(
+            lambda: int(page.evaluate("document.getElementById('job-progress')?.dataset.done ?? 0")) > 0,
+            what="the commit's progress",
+        )
+        shot(page, "progress")
+        accessible(page, "progress")
+        assert job(conn, job_id)["status"] == "committing"
+        page.get_by_role("button", name="Arrêter").click()
+        expect(page.get_by_text("L’import a été arrêté")).to_be_visible()
+        stopped = job(conn, job_id)
+        assert stopped["status"] == "cancelled"
+        assert 0 < stopped["inserted_rows"] + stopped["skipped_rows"] < stats.valid, "stopped mid-commit"
+
+        page.get_by_role("button", name="Réessayer").click()
+        expect(page.get_by_role("heading", name=re.compile("Import terminé"))).to_be_visible()
+        stack.wait_idle()
+        same_as_baseline(outcome(conn, job_id), baseline)
+
+
+def test_a_failed_job_shows_its_message_and_retries_from_the_page(
+    database_url: str, conn: psycopg.Connection, page: Any, tmp_path: Path
+) -> None:
+    """The file removed from storage mid-parse: the page shows the job's message; with the
+    file back, "Réessayer" resumes it to the review."""
+    from playwright.sync_api import expect
+
+    rows = "".join(f"l{i}@exemple.fr;06 12 34 {i // 100:02d} {i % 100:02d}\r\n" for i in range(40))
+    data = ("E-mail;Téléphone\r\n" + rows).encode()
+    with make_stack(
+        database_url, tmp_path, IMPORT_PARSE_SLICE_ROWS="5", LOCAL_QSTASH_FAULTS="delay_ms=300-300"
+    ) as stack:
+        api = Api(stack)
+        job_id = api.create(conn, data, "disparu.csv")
+        sign_in(page, stack)
+        api.start(job_id)
+        page.goto(f"{stack.app_url}/?job={job_id}")
+        expect(page.get_by_role("progressbar")).to_be_visible()
+        wait_until(lambda: job(conn, job_id)["total_rows"] >= 5, what="the first parse slice")
+        key = job(conn, job_id)["storage_path"]
+        storage(stack).delete(key)
+        failed = finished(conn, job_id, "failed")
+        message = page.get_by_role("alert").filter(has_text="L’import a échoué")
+        expect(message).to_contain_text(failed["error_message"])
+        shot(page, "failed")
+        accessible(page, "failed")
+
+        storage(stack).put(key, data)
+        page.get_by_role("button", name="Réessayer").click()
+        expect(page.get_by_role("heading", name="Résultat de l’analyse")).to_be_visible()
+        assert count(page, "total_rows") == 40 == job(conn, job_id)["total_rows"]
+
+
+def test_an_api_error_shows_its_message(stack: LocalStack, server_url: str, database_url: str, page: Any) -> None:
+    """The database refusing connections: the page says what the API says (503,
+    "database unavailable"), no blank screen; back once it accepts them again."""
+    from playwright.sync_api import expect
+
+    sign_in(page, stack)
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    with db.connect(server_url) as admin:
+        admin.execute(f'alter database "{name}" allow_connections false')  # a test database's own name
+        admin.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
+            (name,),
+        )
+        try:
+            page.reload()
+            expect(page.locator("#history")).to_contain_text("The database is unavailable; try again.")
+            page.goto(f"{stack.app_url}/?job={uuid.uuid4()}")
+            expect(page.get_by_role("alert")).to_have_text("The database is unavailable; try again.")
+            shot(page, "api-error")
+            accessible(page, "api error")
+        finally:
+            admin.execute(f'alter database "{name}" allow_connections true')
+    page.goto(stack.app_url)
+    expect(page.get_by_role("heading", name="Historique des imports")).to_be_visible()
+
+
+def test_english_when_the_browser_prefers_it(browser: Any, stack: LocalStack) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(locale="en-US")
+    try:
+        page = context.new_page()
+        page.goto(sign_in_link(stack.app_url, token(stack), 3600))
+        expect(page.get_by_role("heading", name="New import")).to_be_visible()
+        assert page.evaluate("document.documentElement.lang") == "en"
+        expect(page.get_by_label(re.compile("Lead file"))).to_be_visible()
+    finally:
+        context.close()
+
+
+def test_a_file_the_import_cannot_take_is_refused_before_upload(
+    database_url: str, conn: psycopg.Connection, page: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    big = tmp_path / "gros.csv"
+    big.write_bytes(b"E-mail\r\n" + b"x@exemple.fr\r\n" * 100_000)  # 1.4 MB
+    sheet = tmp_path / "leads.xlsb"
+    sheet.write_bytes(b"PK\x03\x04")
+    with make_stack(database_url, tmp_path, IMPORT_MAX_FILE_MB="1") as stack:
+        sign_in(page, stack)
+        upload(page, big)
+        expect(page.get_by_role("alert")).to_contain_text("au plus 1 Mo")
+        upload(page, sheet)
+        expect(page.get_by_role("alert")).to_contain_text("n’est pas un fichier CSV")
+        assert conn.execute("select count(*) as n from import_jobs").fetchone()["n"] == 0
 
 
 def test_the_accessibility_check_finds_violations(page: Any) -> None:

@@ -251,6 +251,24 @@ def test_import_from_the_page(
     valid = job["valid_rows"] + 1
     assert api.call("GET", f"/api/jobs/{job_id}")[1]["job"]["valid_rows"] == valid
 
+    # Exclude another invalid row, then include it again: the counts follow.
+    second = page.locator("table.invalid tbody tr[data-row]").nth(1)
+    other_no = int(second.get_attribute("data-row"))
+    act.click(second.get_by_role("button", name=f"Exclure ligne {other_no}"))
+    expect(page.locator('[data-count="excluded_rows"]')).to_have_text("1")
+    expect(second.locator("td.state")).to_have_text("exclue")
+    act.click(second.get_by_role("button", name=f"Réintégrer ligne {other_no}"))
+    expect(page.locator('[data-count="excluded_rows"]')).to_have_text("0")
+    expect(page.locator('[data-count="valid_rows"]')).to_have_text(str(valid))
+
+    # The error report is the API's.
+    with page.expect_download() as download:
+        act.click(page.get_by_role("button", name="Télécharger le rapport d’erreurs"))
+    with api.client() as client:
+        report = client.get(f"/api/jobs/{job_id}/error-report.csv")
+    assert Path(download.value.path()).read_bytes() == report.content
+    assert download.value.suggested_filename == "leads-page-errors.csv"
+
     # Change one column's mapping: the file is read again, the page follows, the fix stays.
     expect(page.locator("#mapping-source")).to_have_attribute("data-source", "automatic")
     act.select(page.get_by_label("Champ pour la colonne « Commentaire »"), "")
@@ -259,6 +277,10 @@ def test_import_from_the_page(
     expect(page.locator('[data-count="valid_rows"]')).to_have_text(str(valid))
     remapped = api.call("GET", f"/api/jobs/{job_id}")[1]["job"]
     assert remapped["mapping"][-1] is None and remapped["valid_rows"] == valid
+    act.click(page.get_by_role("button", name="Revenir à la correspondance automatique"))
+    expect(page.locator("#mapping-source")).to_have_attribute("data-source", "automatic")
+    expect(page.get_by_label("Champ pour la colonne « Commentaire »")).to_have_value("notes")
+    expect(page.locator('[data-count="valid_rows"]')).to_have_text(str(valid))
 
     # Commit: round-robin over two members; the button says what it will do.
     act.check(page.get_by_label("À tour de rôle entre plusieurs membres"))
@@ -360,8 +382,9 @@ def upload(page: Any, path: Path) -> None:
     page.get_by_role("button", name="Envoyer et analyser").click()
 
 
-def progress_seen(page: Any, until: Any, timeout: float = 60) -> list[int]:
-    """The rows-done values the progress bar showed, in order, until `until` is visible."""
+def progress_seen(page: Any, until: Any, timeout: float = 60, reload_after: int | None = None) -> list[int]:
+    """The rows-done values the progress bar showed, in order, until `until` is visible;
+    with `reload_after`, the page is reloaded once that many values were seen."""
     seen: list[int] = []
     deadline = time.monotonic() + timeout
     while not until.is_visible():
@@ -369,6 +392,8 @@ def progress_seen(page: Any, until: Any, timeout: float = 60) -> list[int]:
         done = page.evaluate("document.getElementById('job-progress')?.dataset.done ?? null")
         if done is not None and (not seen or seen[-1] != int(done)):
             seen.append(int(done))
+            if reload_after is not None and len(seen) == reload_after:
+                page.reload()
         time.sleep(0.05)
     return seen
 
@@ -388,9 +413,9 @@ def test_progress_moves_and_a_commit_cancelled_from_the_page_resumes(
         sign_in(page, stack)
         upload(page, path)
         review = page.get_by_role("heading", name="Résultat de l’analyse")
-        seen = progress_seen(page, review)
+        seen = progress_seen(page, review, reload_after=2)  # a reload mid-parse resumes watching
         mid = [v for v in seen if 0 < v < stats.rows]
-        assert len(set(mid)) >= 2, f"progress seen while parsing: {seen}"
+        assert len(set(mid)) >= 3, f"progress seen while parsing: {seen}"
         job_id = job_id_of(page)
 
         # Commit round-robin over the three members (as the undisturbed run), stop it mid-way.
@@ -444,6 +469,13 @@ def test_a_failed_job_shows_its_message_and_retries_from_the_page(
         expect(message).to_contain_text(failed["error_message"])
         shot(page, "failed")
         accessible(page, "failed")
+
+        # The history shows the message next to its retry.
+        page.get_by_role("link", name="Retour aux imports").click()
+        row = page.locator(f'tr[data-job="{job_id}"]')
+        expect(row).to_contain_text(failed["error_message"])
+        expect(row.get_by_role("button", name="Réessayer disparu.csv")).to_be_visible()
+        row.get_by_role("link", name="Ouvrir disparu.csv").click()
 
         storage(stack).put(key, data)
         page.get_by_role("button", name="Réessayer").click()

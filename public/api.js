@@ -16,6 +16,7 @@ export class ApiError extends Error {
 
 let config = null;
 let refreshTimer = null;
+let expired = false;
 let onSignedOut = () => {};
 
 export function setSignedOutHandler(handler) {
@@ -56,6 +57,7 @@ export function useToken(token) {
 }
 
 function save(session) {
+  expired = false;
   sessionStorage.setItem(KEY, JSON.stringify(session));
   scheduleRefresh(session);
 }
@@ -69,9 +71,15 @@ export function session() {
   }
   if (s && s.expires_at <= Date.now() && !s.refresh_token) {
     signOut();
+    expired = true;
     return null;
   }
   return s;
+}
+
+/** Whether the last session was dropped because it had expired. */
+export function sessionExpired() {
+  return expired;
 }
 
 export function signOut() {

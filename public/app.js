@@ -2,7 +2,19 @@
 // Plain DOM (no framework, no build step): every text from the API or the file goes in as
 // text nodes, never as HTML.
 
-import { api, ApiError, loadConfig, sendMagicLink, session, setSignedOutHandler, signOut, takeFragment, upload, useToken } from "./api.js";
+import {
+  api,
+  ApiError,
+  loadConfig,
+  sendMagicLink,
+  session,
+  sessionExpired,
+  setSignedOutHandler,
+  signOut,
+  takeFragment,
+  upload,
+  useToken,
+} from "./api.js";
 import { duration, lang, num, t, when } from "./i18n.js";
 
 const ACTIVE = new Set(["validating", "parsing", "committing", "reverting"]);
@@ -113,7 +125,7 @@ async function route() {
   clearError();
   if (!session()) {
     signOutButton.hidden = true;
-    renderSignIn(signInMessage);
+    renderSignIn(signInMessage || (sessionExpired() ? t("signin_expired") : null));
     return;
   }
   signInMessage = null;
@@ -323,10 +335,18 @@ async function showJob(id, my) {
 
 async function renderJob(job, my) {
   clearTimeout(pollTimer);
-  if (ACTIVE.has(job.status)) return renderProgress(job, my);
-  if (job.status === "ready") return renderReview(job, my);
-  if (job.status === "completed" || job.status === "reverted") return renderSummary(job, my);
-  return renderStopped(job, my);
+  try {
+    if (ACTIVE.has(job.status)) return renderProgress(job, my);
+    if (job.status === "ready") return await renderReview(job, my);
+    if (job.status === "completed" || job.status === "reverted") return renderSummary(job, my);
+    return renderStopped(job, my);
+  } catch (err) {
+    // A screen that could not load what it shows: the API's message, and the way back.
+    if (my !== view || err.status === 401) return undefined;
+    screen(jobTitle(job), backLink());
+    showError(err);
+    return undefined;
+  }
 }
 
 function jobTitle(job) {
@@ -874,6 +894,12 @@ async function boot() {
     showError(err);
   }
   window.addEventListener("popstate", route);
+  // A sign-in link opened in a tab already on the page changes only the fragment.
+  window.addEventListener("hashchange", () => {
+    if (!new URLSearchParams(window.location.hash.slice(1)).has("access_token") && !window.location.hash.includes("error")) return;
+    signInMessage = takeFragment();
+    route();
+  });
   await route();
 }
 

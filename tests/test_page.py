@@ -350,14 +350,25 @@ def test_expired_token_and_other_organizations_job(stack: LocalStack, conn: psyc
     status, reply = mine.call("POST", "/api/jobs", {"file_name": "mine.csv"})
     assert status == 201, reply
 
-    # Expired: the API answers 401 and the page shows the sign-in, not the history.
-    page.goto(sign_in_link(stack.app_url, token(stack, expires_in=-60), 3600))
+    # Expired: the API answers 401 and the page shows the sign-in with the API's message,
+    # not the history.
+    expired = token(stack, expires_in=-60)
+    status, reply = mine.call("GET", "/api/jobs", token=expired)
+    assert status == 401, reply
+    page.goto(sign_in_link(stack.app_url, expired, 3600))
     expect(page.get_by_role("heading", name="Connexion")).to_be_visible()
-    expect(page.get_by_role("alert")).not_to_be_empty()
+    expect(page.get_by_role("alert")).to_have_text(reply["message"])
     expect(page.get_by_text("mine.csv")).to_have_count(0)
     assert page.evaluate("sessionStorage.getItem('lead-import.session')") is None
     shot(page, "sign-in")
     accessible(page, "sign-in")
+
+    # A link whose fragment says the token has expired: dropped before any API call.
+    calls: list[str] = []
+    page.on("request", lambda request: calls.append(request.url) if "/api/jobs" in request.url else None)
+    page.goto(sign_in_link(stack.app_url, token(stack), -5))
+    expect(page.get_by_role("alert")).to_have_text("Votre session a expiré : connectez-vous à nouveau.")
+    assert calls == []
 
     # Signed in: another organization's job is not found, and so is a made-up one.
     page.get_by_label("Jeton d’accès").fill(token(stack))

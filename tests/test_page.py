@@ -3,7 +3,7 @@ real local stack: the page is served by the stack's site and talks to its API as
 
 Chromium is not a Python package: `apt-get install -y chromium` (CI's .ci/run installs it).
 Without it these tests skip, except in CI (CI=true), where they fail. Each test saves
-screenshots of the screens it passes through into docs/screens/ (the README shows them).
+screenshots of the screens it passes through (SCREENS below; the README shows some).
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ pytestmark = pytest.mark.browser
 
 # CHROMIUM_PATH: another Chromium build (or a missing one, to see the skip and the CI failure).
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-SCREENS = Path(__file__).resolve().parent.parent / "docs" / "screens"
+# Screenshots of every screen go to .local/screens (ignored by git); the README's are
+# refreshed with PAGE_SCREENSHOTS=docs/screens.
+ROOT = Path(__file__).resolve().parent.parent
+SCREENS = ROOT / os.environ.get("PAGE_SCREENSHOTS", ".local/screens")
 TIMEOUT_MS = 60_000
 
 
@@ -88,7 +91,7 @@ def token(stack: LocalStack, member: tuple[Any, str, str] = LOCAL_MEMBERS[0], ex
 
 
 def shot(page: Any, name: str, element: Any = None) -> None:
-    """A screenshot of the window (or of one element) into docs/screens/NAME.png."""
+    """A screenshot of the window (or of one element) into SCREENS/NAME.png."""
     SCREENS.mkdir(parents=True, exist_ok=True)
     (element or page).screenshot(path=str(SCREENS / f"{name}.png"))
 

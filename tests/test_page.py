@@ -555,6 +555,38 @@ def test_a_file_the_import_cannot_take_is_refused_before_upload(
         assert conn.execute("select count(*) as n from import_jobs").fetchone()["n"] == 0
 
 
+def test_upload_shows_its_progress(stack: LocalStack, conn: psycopg.Connection, page: Any, tmp_path: Path) -> None:
+    """A 6 MB file sent at 3 MB/s (Chromium's network throttling): the upload's progress bar
+    shows it moving, then the job starts from the bytes that arrived."""
+    from playwright.sync_api import expect
+
+    path = tmp_path / "gros.csv"
+    path.write_bytes(b"E-mail;Ville\r\n" + b"".join(b"x%07d@exemple.fr;Lyon\r\n" % i for i in range(240_000)))
+    sign_in(page, stack)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 3_000_000},
+    )
+    upload(page, path)
+    seen: set[str] = set()
+    deadline = time.monotonic() + 30
+    while "?job=" not in page.url:
+        assert time.monotonic() < deadline, f"upload progress seen: {seen}"
+        value = page.evaluate("(b => b && `${b.value}/${b.max}`)(document.getElementById('upload-progress'))")
+        if value:
+            seen.add(value)
+        time.sleep(0.05)
+    size = path.stat().st_size
+    moving = {v for v in seen if 0 < float(v.split("/")[0]) < size}
+    assert len(moving) >= 2, seen
+    job_id = job_id_of(page)
+    expect(page.get_by_role("heading", name=re.compile("leads|gros"))).to_be_visible()
+    assert job(conn, job_id)["status"] in ("validating", "parsing", "ready")
+    cdp.detach()
+
+
 def test_the_accessibility_check_finds_violations(page: Any) -> None:
     """The check the screens pass is not vacuous: an unlabelled field and a low-contrast
     text are serious violations to it."""

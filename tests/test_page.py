@@ -587,6 +587,24 @@ def test_upload_shows_its_progress(stack: LocalStack, conn: psycopg.Connection, 
     cdp.detach()
 
 
+def test_the_same_file_again_is_flagged_with_a_link(
+    stack: LocalStack, conn: psycopg.Connection, page: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    data, _ = sample(tmp_path / "deux-fois.csv", rows=30, seed=3)
+    api = Api(stack)
+    first = api.parse(conn, data, "deux-fois.csv")["id"]
+    second = api.parse(conn, data, "deux-fois.csv")["id"]
+    sign_in(page, stack)
+    page.goto(f"{stack.app_url}/?job={second}")
+    note = page.get_by_role("note")
+    expect(note).to_contain_text("Ce fichier a déjà été importé.")
+    note.get_by_role("link", name="Voir l’import précédent").click()
+    expect(page).to_have_url(re.compile(f"job={first}"))
+    expect(page.get_by_role("note")).to_have_count(0)
+
+
 def test_the_accessibility_check_finds_violations(page: Any) -> None:
     """The check the screens pass is not vacuous: an unlabelled field and a low-contrast
     text are serious violations to it."""

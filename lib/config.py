@@ -36,7 +36,7 @@ def supabase_anon_key(env: Mapping[str, str]) -> str | None:
     return env.get("SUPABASE_ANON_KEY") or env.get("NEXT_PUBLIC_SUPABASE_ANON_KEY") or None
 
 
-def _app_url(env: Mapping[str, str]) -> str:
+def app_url(env: Mapping[str, str]) -> str:
     """Public base URL of the endpoints; QStash signs it as `sub`, so never the Host header."""
     if env.get("APP_URL"):
         return env["APP_URL"].rstrip("/")
@@ -100,7 +100,7 @@ class Settings:
         env = environment() if env is None else dict(env)
         return cls(
             database_url=env.get("DATABASE_URL", ""),
-            app_url=_app_url(env),
+            app_url=app_url(env),
             qstash_token=env.get("QSTASH_TOKEN", ""),
             qstash_url=env.get("QSTASH_URL") or None,
             current_signing_key=env.get("QSTASH_CURRENT_SIGNING_KEY", ""),

@@ -1,0 +1,213 @@
+// The session (the Supabase access token, kept in sessionStorage) and the HTTP API.
+// Every API error becomes an ApiError carrying the server's message, never a bare status.
+
+import { t } from "./i18n.js";
+
+const KEY = "lead-import.session";
+const REFRESH_MARGIN_MS = 60_000; // refresh this long before the token expires
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+let config = null;
+let refreshTimer = null;
+let expired = false;
+let onSignedOut = () => {};
+
+export function setSignedOutHandler(handler) {
+  onSignedOut = handler;
+}
+
+/** The session Supabase Auth handed back in the URL fragment (#access_token=…), if any:
+ * stored, then removed from the address bar. Returns an error message from the fragment. */
+export function takeFragment() {
+  const hash = window.location.hash.slice(1);
+  if (!hash) return null;
+  const params = new URLSearchParams(hash);
+  const clean = () => history.replaceState(history.state, "", window.location.pathname + window.location.search);
+  if (params.get("error_description") || params.get("error")) {
+    clean();
+    return params.get("error_description") || params.get("error");
+  }
+  const token = params.get("access_token");
+  if (!token) return null;
+  const expiresAt = params.get("expires_at")
+    ? Number(params.get("expires_at")) * 1000
+    : Date.now() + Number(params.get("expires_in") || 3600) * 1000;
+  save({ access_token: token, refresh_token: params.get("refresh_token") || null, expires_at: expiresAt });
+  clean();
+  return null;
+}
+
+export function useToken(token) {
+  // A pasted token: its expiry is read from its payload when it has one.
+  let expiresAt = Date.now() + 3600_000;
+  try {
+    const payload = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    if (payload.exp) expiresAt = payload.exp * 1000;
+  } catch {
+    /* not a JWT we can read: the API decides */
+  }
+  save({ access_token: token.trim(), refresh_token: null, expires_at: expiresAt });
+}
+
+function save(session) {
+  expired = false;
+  sessionStorage.setItem(KEY, JSON.stringify(session));
+  scheduleRefresh(session);
+}
+
+export function session() {
+  let s = null;
+  try {
+    s = JSON.parse(sessionStorage.getItem(KEY) || "null");
+  } catch {
+    s = null;
+  }
+  if (s && s.expires_at <= Date.now() && !s.refresh_token) {
+    signOut();
+    expired = true;
+    return null;
+  }
+  return s;
+}
+
+/** Whether the last session was dropped because it had expired. */
+export function sessionExpired() {
+  return expired;
+}
+
+export function signOut() {
+  sessionStorage.removeItem(KEY);
+  clearTimeout(refreshTimer);
+}
+
+function scheduleRefresh(s) {
+  clearTimeout(refreshTimer);
+  if (!s || !s.refresh_token || !config || !config.supabase_url) return;
+  const delay = Math.max(0, s.expires_at - Date.now() - REFRESH_MARGIN_MS);
+  refreshTimer = setTimeout(() => refresh().catch(() => {}), delay);
+}
+
+/** A new access token from the refresh token (Supabase Auth's token endpoint). */
+async function refresh() {
+  const s = session();
+  if (!s || !s.refresh_token || !config?.supabase_url) return false;
+  const resp = await fetch(`${config.supabase_url}/auth/v1/token?grant_type=refresh_token`, {
+    method: "POST",
+    headers: { apikey: config.supabase_anon_key, "Content-Type": "application/json" },
+    body: JSON.stringify({ refresh_token: s.refresh_token }),
+  });
+  if (!resp.ok) return false;
+  const data = await resp.json();
+  save({
+    access_token: data.access_token,
+    refresh_token: data.refresh_token || s.refresh_token,
+    expires_at: Date.now() + Number(data.expires_in || 3600) * 1000,
+  });
+  return true;
+}
+
+export async function loadConfig() {
+  config = await request("GET", "/api/config", undefined, { auth: false });
+  const s = session();
+  if (s) {
+    if (s.expires_at - Date.now() < REFRESH_MARGIN_MS && s.refresh_token) await refresh().catch(() => false);
+    scheduleRefresh(session());
+  }
+  return config;
+}
+
+/** Ask Supabase Auth for a magic link that lands back on this page. */
+export async function sendMagicLink(email) {
+  const redirect = window.location.origin + window.location.pathname;
+  let resp;
+  try {
+    resp = await fetch(`${config.supabase_url}/auth/v1/otp?redirect_to=${encodeURIComponent(redirect)}`, {
+      method: "POST",
+      headers: { apikey: config.supabase_anon_key, "Content-Type": "application/json" },
+      body: JSON.stringify({ email, create_user: false }),
+    });
+  } catch {
+    throw new ApiError(0, "network", t("network"));
+  }
+  if (!resp.ok) {
+    const data = await resp.json().catch(() => ({}));
+    throw new ApiError(resp.status, data.error_code || "auth", data.msg || data.message || t("http_error", { status: resp.status }));
+  }
+}
+
+async function request(method, path, body, { auth = true, raw = false } = {}) {
+  const headers = { Accept: raw ? "*/*" : "application/json" };
+  if (auth) {
+    const s = session();
+    if (!s) {
+      onSignedOut(t("signin_required"));
+      throw new ApiError(401, "unauthorized", t("signin_required"));
+    }
+    if (s.expires_at <= Date.now() && !(await refresh().catch(() => false))) {
+      signOut();
+      onSignedOut(t("signin_expired"));
+      throw new ApiError(401, "token_expired", t("signin_expired"));
+    }
+    headers.Authorization = `Bearer ${session().access_token}`;
+  }
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0, "network", t("network"));
+  }
+  if (raw && resp.ok) return resp;
+  let data = null;
+  try {
+    data = await resp.json();
+  } catch {
+    data = null;
+  }
+  if (resp.status === 401 && auth) {
+    signOut();
+    const message = data?.message || t("signin_expired");
+    onSignedOut(message);
+    throw new ApiError(401, data?.error || "unauthorized", message);
+  }
+  if (!resp.ok) {
+    throw new ApiError(resp.status, data?.error || `http_${resp.status}`, data?.message || t("http_error", { status: resp.status }));
+  }
+  return data;
+}
+
+export const api = {
+  get: (path) => request("GET", path),
+  post: (path, body = {}) => request("POST", path, body),
+  put: (path, body) => request("PUT", path, body),
+  patch: (path, body) => request("PATCH", path, body),
+  raw: (path) => request("GET", path, undefined, { raw: true }),
+};
+
+/** PUT the file's bytes to the signed upload URL, reporting progress (fetch cannot). */
+export function upload(url, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", url);
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) return resolve();
+      let message = t("http_error", { status: xhr.status });
+      try {
+        message = JSON.parse(xhr.responseText).message || message;
+      } catch {
+        /* S3 answers XML: keep the status */
+      }
+      reject(new ApiError(xhr.status, "upload_failed", message));
+    };
+    xhr.onerror = () => reject(new ApiError(0, "network", t("network")));
+    xhr.send(file);
+  });
+}

@@ -1,0 +1,613 @@
+"""The import page (public/) in a real browser (Debian's Chromium through Playwright), on the
+real local stack: the page is served by the stack's site and talks to its API as a user does.
+
+Chromium is not a Python package: `apt-get install -y chromium` (CI's .ci/run installs it).
+Without it these tests skip, except in CI (CI=true), where they fail. Each test saves
+screenshots of the screens it passes through (SCREENS below; the README shows some).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from lib import db
+from lib.auth import mint_token
+from lib.cli import sign_in_link
+from lib.local.stack import LOCAL_MEMBERS, LocalStack
+from tests.helpers import (
+    SMALL_SLICES,
+    Api,
+    finished,
+    job,
+    make_stack,
+    outcome,
+    same_as_baseline,
+    sample,
+    storage,
+    undisturbed,
+    wait_until,
+)
+
+pytestmark = pytest.mark.browser
+
+# CHROMIUM_PATH: another Chromium build (or a missing one, to see the skip and the CI failure).
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+# Screenshots of every screen go to .local/screens (ignored by git); the README's are
+# refreshed with PAGE_SCREENSHOTS=docs/screens.
+ROOT = Path(__file__).resolve().parent.parent
+SCREENS = ROOT / os.environ.get("PAGE_SCREENSHOTS", ".local/screens")
+TIMEOUT_MS = 60_000
+
+
+def _require_chromium() -> None:
+    if os.path.exists(CHROMIUM):
+        return
+    message = (
+        "the browser tests need Debian's Chromium: apt-get install -y chromium (Playwright's own download is not used)"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    _require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT_MS)
+
+    with sync_playwright() as p:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(locale="fr-FR", viewport={"width": 1100, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"the page threw: {errors}"
+
+
+def token(stack: LocalStack, member: tuple[Any, str, str] = LOCAL_MEMBERS[0], expires_in: int = 3600) -> str:
+    return mint_token(stack.env["SUPABASE_JWT_SECRET"], str(member[0]), member[1], expires_in=expires_in)
+
+
+def shot(page: Any, name: str, element: Any = None) -> None:
+    """A screenshot of the window (or of one element) into SCREENS/NAME.png."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    (element or page).screenshot(path=str(SCREENS / f"{name}.png"))
+
+
+def accessible(page: Any, screen: str) -> None:
+    """axe-core (bundled by axe-playwright-python) finds no serious or critical violation."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(page).response["violations"]
+    bad = [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not bad, f"{screen}: {sorted(bad)}"
+
+
+def number(text: str) -> int:
+    """A count as the page prints it (French thousands separators included)."""
+    return int(re.sub(r"\D", "", text))
+
+
+def count(page: Any, name: str) -> int:
+    return number(page.locator(f'[data-count="{name}"]').first.inner_text())
+
+
+def job_id_of(page: Any) -> str:
+    match = re.search(r"[?&]job=([0-9a-f-]{36})", page.url)
+    assert match, page.url
+    return match.group(1)
+
+
+class Mouse:
+    """A user with a mouse: Playwright's clicks, fills and picks."""
+
+    def __init__(self, page: Any):
+        self.page = page
+
+    def click(self, target: Any) -> None:
+        target.click()
+
+    def fill(self, target: Any, text: str) -> None:
+        target.fill(text)
+
+    def check(self, target: Any) -> None:
+        target.check()
+
+    def select(self, target: Any, value: str) -> None:
+        target.select_option(value)
+
+    def choose_file(self, target: Any, path: Path) -> None:
+        with self.page.expect_file_chooser() as chooser:
+            target.click()
+        chooser.value.set_files(str(path))
+
+
+class Keyboard(Mouse):
+    """A user with the keyboard only: Tab to a control, then the key a person would press.
+    No click, no programmatic focus."""
+
+    MAX_TABS = 400
+
+    def focused(self, target: Any) -> bool:
+        return bool(target.evaluate("e => e === document.activeElement"))
+
+    def tab_to(self, target: Any) -> None:
+        target.wait_for()
+        for _ in range(self.MAX_TABS):
+            if self.focused(target):
+                return
+            self.page.keyboard.press("Tab")
+        raise AssertionError(f"Tab never reaches {target}")
+
+    def click(self, target: Any) -> None:
+        self.tab_to(target)
+        self.page.keyboard.press("Enter")
+
+    def fill(self, target: Any, text: str) -> None:
+        self.tab_to(target)
+        self.page.keyboard.press("Control+A")
+        self.page.keyboard.type(text)
+
+    def check(self, target: Any) -> None:
+        if target.get_attribute("type") == "radio":
+            # Tab reaches a radio group on its checked radio; the arrows move the choice.
+            name = target.get_attribute("name")
+            self.tab_to(self.page.locator(f'input[type=radio][name="{name}"]:checked'))
+            for _ in range(10):
+                if target.is_checked():
+                    return
+                self.page.keyboard.press("ArrowDown")
+            raise AssertionError(f"the arrows never check {target}")
+        self.tab_to(target)
+        self.page.keyboard.press("Space")
+        assert target.is_checked()
+
+    def select(self, target: Any, value: str) -> None:
+        self.tab_to(target)
+        values = target.evaluate("s => [...s.options].map(o => o.value)")
+        self.page.keyboard.press("Home" if values.index(value) == 0 else "End")  # the first or the last
+        assert target.input_value() == value
+
+    def choose_file(self, target: Any, path: Path) -> None:
+        self.tab_to(target)
+        with self.page.expect_file_chooser() as chooser:
+            self.page.keyboard.press("Space")
+        chooser.value.set_files(str(path))
+
+
+@pytest.mark.parametrize("user", [Mouse, Keyboard], ids=["mouse", "keyboard"])
+def test_import_from_the_page(
+    stack: LocalStack, conn: psycopg.Connection, page: Any, tmp_path: Path, user: type[Mouse]
+) -> None:
+    """Sign in through a printed link, upload with the file chooser, review (the counts are
+    the API's), fix an invalid row in place, commit round-robin over two members, the
+    summary is the database's, the job is in the history, undo removes its leads."""
+    from playwright.sync_api import expect
+
+    _, stats = sample(tmp_path / "leads-page.csv", rows=300, seed=7)
+    api = Api(stack)
+
+    # Signing in: the printed link's fragment is taken, kept in sessionStorage, and removed.
+    page.goto(sign_in_link(stack.app_url, token(stack), 3600))
+    expect(page.get_by_role("heading", name="Nouvel import")).to_be_visible()
+    assert "#" not in page.url and "access_token" not in page.url
+    assert page.evaluate("sessionStorage.getItem('lead-import.session')")
+    shot(page, "upload")
+    accessible(page, "upload")
+
+    # Upload with the file chooser, then the progress, then the review.
+    act = user(page)
+    act.choose_file(page.get_by_label(re.compile("Fichier de contacts")), tmp_path / "leads-page.csv")
+    act.click(page.get_by_role("button", name="Envoyer et analyser"))
+    expect(page.get_by_role("heading", name="Résultat de l’analyse")).to_be_visible()
+    job_id = job_id_of(page)
+    status, reply = api.call("GET", f"/api/jobs/{job_id}")
+    assert status == 200
+    job = reply["job"]
+    assert job["status"] == "ready"
+    for name in ("total_rows", "valid_rows", "invalid_rows", "duplicate_rows"):
+        assert count(page, name) == job[name], name
+    assert (job["total_rows"], job["invalid_rows"]) == (stats.rows, stats.invalid)
+    errors = api.call("GET", f"/api/jobs/{job_id}/errors")[1]["errors"]
+    for code in errors:
+        expect(page.locator(f'li[data-code="{code["code"]}"]').first).to_contain_text(code["message"])
+
+    # Fix the first invalid row in place: an email makes it valid; the counts move.
+    first = page.locator("table.invalid tbody tr").first
+    row_no = int(first.get_attribute("data-row"))
+    act.click(first.get_by_role("button", name=f"Corriger la ligne {row_no}"))
+    act.fill(page.get_by_label(f"E-mail (ligne {row_no})"), "ligne.corrigee@exemple.fr")
+    page.get_by_role("heading", name="Lignes invalides").scroll_into_view_if_needed()
+    page.mouse.wheel(0, -120)
+    shot(page, "review-fix")
+    accessible(page, "review")
+    act.click(page.get_by_role("button", name="Enregistrer"))
+    expect(first.locator("td.state")).to_contain_text("valides")
+    expect(page.locator('[data-count="valid_rows"]')).to_have_text(str(job["valid_rows"] + 1))
+    expect(page.locator('[data-count="fixed_rows"]')).to_have_text("1")
+    valid = job["valid_rows"] + 1
+    assert api.call("GET", f"/api/jobs/{job_id}")[1]["job"]["valid_rows"] == valid
+
+    # Exclude another invalid row, then include it again: the counts follow.
+    second = page.locator("table.invalid tbody tr[data-row]").nth(1)
+    other_no = int(second.get_attribute("data-row"))
+    act.click(second.get_by_role("button", name=f"Exclure ligne {other_no}"))
+    expect(page.locator('[data-count="excluded_rows"]')).to_have_text("1")
+    expect(second.locator("td.state")).to_have_text("exclue")
+    act.click(second.get_by_role("button", name=f"Réintégrer ligne {other_no}"))
+    expect(page.locator('[data-count="excluded_rows"]')).to_have_text("0")
+    expect(page.locator('[data-count="valid_rows"]')).to_have_text(str(valid))
+
+    # The error report is the API's.
+    with page.expect_download() as download:
+        act.click(page.get_by_role("button", name="Télécharger le rapport d’erreurs"))
+    with api.client() as client:
+        report = client.get(f"/api/jobs/{job_id}/error-report.csv")
+    assert Path(download.value.path()).read_bytes() == report.content
+    assert download.value.suggested_filename == "leads-page-errors.csv"
+
+    # Change one column's mapping: the file is read again, the page follows, the fix stays.
+    expect(page.locator("#mapping-source")).to_have_attribute("data-source", "automatic")
+    act.select(page.get_by_label("Champ pour la colonne « Commentaire »"), "")
+    expect(page.locator("#mapping-source")).to_have_attribute("data-source", "edited")
+    expect(page.get_by_label("Champ pour la colonne « Commentaire »")).to_have_value("")
+    expect(page.locator('[data-count="valid_rows"]')).to_have_text(str(valid))
+    remapped = api.call("GET", f"/api/jobs/{job_id}")[1]["job"]
+    assert remapped["mapping"][-1] is None and remapped["valid_rows"] == valid
+    act.click(page.get_by_role("button", name="Revenir à la correspondance automatique"))
+    expect(page.locator("#mapping-source")).to_have_attribute("data-source", "automatic")
+    expect(page.get_by_label("Champ pour la colonne « Commentaire »")).to_have_value("notes")
+    expect(page.locator('[data-count="valid_rows"]')).to_have_text(str(valid))
+
+    # Commit: round-robin over two members; the button says what it will do.
+    act.check(page.get_by_label("À tour de rôle entre plusieurs membres"))
+    act.check(page.get_by_label(LOCAL_MEMBERS[1][1]))
+    act.check(page.get_by_label(LOCAL_MEMBERS[2][1]))
+    button = page.get_by_role("button", name=f"Importer {valid} contacts")
+    expect(button).to_be_visible()
+    shot(page, "commit-choices", page.locator("#commit-form"))
+    act.click(button)
+    expect(page.get_by_role("heading", name=re.compile("Import terminé"))).to_be_visible()
+    shot(page, "summary")
+    accessible(page, "summary")
+
+    row = conn.execute("select * from import_jobs where id = %s", (job_id,)).fetchone()
+    assert row["status"] == "completed"
+    for name in ("inserted_rows", "updated_rows", "skipped_rows", "invalid_rows"):
+        assert count(page, name) == row[name], name
+    assert count(page, "warnings") == sum(row["warning_counts"].values())
+    owners = conn.execute(
+        "select owner_id, count(*) as n from leads where import_job_id = %s group by 1", (job_id,)
+    ).fetchall()
+    assert {r["owner_id"] for r in owners} == {LOCAL_MEMBERS[1][0], LOCAL_MEMBERS[2][0]}
+    assert sum(r["n"] for r in owners) == row["inserted_rows"] > 0
+    fixed = conn.execute(
+        "select count(*) as n from leads where import_job_id = %s and email_normalized = 'ligne.corrigee@exemple.fr'",
+        (job_id,),
+    ).fetchone()
+    assert fixed["n"] == 1
+
+    # The history lists it; undo from there, with its confirmation.
+    act.click(page.get_by_role("link", name="Retour aux imports"))
+    history_row = page.locator(f'tr[data-job="{job_id}"]')
+    expect(history_row).to_contain_text("leads-page.csv")
+    expect(history_row).to_contain_text("terminé")
+    expect(history_row).to_contain_text(LOCAL_MEMBERS[0][1])
+    shot(page, "history")
+    accessible(page, "history")
+    act.click(history_row.get_by_role("button", name=re.compile("Annuler cet import")))
+    dialog = page.get_by_role("dialog", name="Annuler cet import ?")
+    expect(dialog).to_contain_text(f"{row['inserted_rows']} contacts créés")
+    shot(page, "undo-dialog")
+    accessible(page, "undo dialog")
+    act.click(dialog.get_by_role("button", name="Supprimer les contacts créés"))
+    expect(page.get_by_role("heading", name=re.compile("Import annulé"))).to_be_visible()
+    assert count(page, "reverted_rows") == row["inserted_rows"]
+    left = conn.execute("select count(*) as n from leads where import_job_id = %s", (job_id,)).fetchone()
+    assert left["n"] == 0
+
+
+def test_expired_token_and_other_organizations_job(stack: LocalStack, conn: psycopg.Connection, page: Any) -> None:
+    """An expired token goes back to signing in without showing data; another
+    organization's job is "not found", like a job that does not exist."""
+    from playwright.sync_api import expect
+
+    # Another organization with its own member and job.
+    other_org, other_user = uuid.uuid4(), uuid.uuid4()
+    conn.execute("insert into organizations (id, name) values (%s, 'Autre')", (other_org,))
+    conn.execute(
+        "insert into organization_members (organization_id, user_id, email, role) values (%s, %s, %s, 'owner')",
+        (other_org, other_user, "autre@other.test"),
+    )
+    other = Api(stack, (other_user, "autre@other.test", "owner"))
+    status, reply = other.call("POST", "/api/jobs", {"file_name": "secret.csv"})
+    assert status == 201, reply
+    other_job = reply["job"]["id"]
+    mine = Api(stack)
+    status, reply = mine.call("POST", "/api/jobs", {"file_name": "mine.csv"})
+    assert status == 201, reply
+
+    # Expired: the API answers 401 and the page shows the sign-in with the API's message,
+    # not the history.
+    expired = token(stack, expires_in=-60)
+    status, reply = mine.call("GET", "/api/jobs", token=expired)
+    assert status == 401, reply
+    page.goto(sign_in_link(stack.app_url, expired, 3600))
+    expect(page.get_by_role("heading", name="Connexion")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_text(reply["message"])
+    expect(page.get_by_text("mine.csv")).to_have_count(0)
+    assert page.evaluate("sessionStorage.getItem('lead-import.session')") is None
+    shot(page, "sign-in")
+    accessible(page, "sign-in")
+
+    # A link whose fragment says the token has expired: dropped before any API call.
+    calls: list[str] = []
+    page.on("request", lambda request: calls.append(request.url) if "/api/jobs" in request.url else None)
+    page.goto(sign_in_link(stack.app_url, token(stack), -5))
+    expect(page.get_by_role("alert")).to_have_text("Votre session a expiré : connectez-vous à nouveau.")
+    assert calls == []
+
+    # Signed in: another organization's job is not found, and so is a made-up one.
+    page.get_by_label("Jeton d’accès").fill(token(stack))
+    page.get_by_role("button", name="Se connecter avec ce jeton").click()
+    expect(page.get_by_role("rowheader", name="mine.csv")).to_be_visible()
+    for job_id in (other_job, str(uuid.uuid4())):
+        page.goto(f"{stack.app_url}/?job={job_id}")
+        expect(page.get_by_role("heading", name=re.compile("Import introuvable"))).to_be_visible()
+        expect(page.get_by_text("secret.csv")).to_have_count(0)
+    accessible(page, "not found")
+
+
+def sign_in(page: Any, stack: LocalStack) -> None:
+    page.goto(sign_in_link(stack.app_url, token(stack), 3600))
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("heading", name="Nouvel import")).to_be_visible()
+
+
+def upload(page: Any, path: Path) -> None:
+    page.get_by_label(re.compile("Fichier de contacts")).set_input_files(str(path))
+    page.get_by_role("button", name="Envoyer et analyser").click()
+
+
+def progress_seen(page: Any, until: Any, timeout: float = 60, reload_after: int | None = None) -> list[int]:
+    """The rows-done values the progress bar showed, in order, until `until` is visible;
+    with `reload_after`, the page is reloaded once that many values were seen."""
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout
+    while not until.is_visible():
+        assert time.monotonic() < deadline, f"timed out; progress seen: {seen}"
+        done = page.evaluate("document.getElementById('job-progress')?.dataset.done ?? null")
+        if done is not None and (not seen or seen[-1] != int(done)):
+            seen.append(int(done))
+            if reload_after is not None and len(seen) == reload_after:
+                page.reload()
+        time.sleep(0.05)
+    return seen
+
+
+def test_progress_moves_and_a_commit_cancelled_from_the_page_resumes(
+    server_url: str, database_url: str, conn: psycopg.Connection, page: Any, tmp_path: Path
+) -> None:
+    """Slices of 50 rows that QStash delivers half a second apart: the page shows the parse
+    moving (at least two values before the end), the commit is stopped from the page while
+    under way, and retried from the page it ends exactly as an undisturbed import."""
+    from playwright.sync_api import expect
+
+    path = tmp_path / "leads-slow.csv"
+    data, stats = sample(path, rows=300, seed=11)
+    baseline = undisturbed(server_url, tmp_path / "baseline", data)
+    with make_stack(database_url, tmp_path, **SMALL_SLICES, LOCAL_QSTASH_FAULTS="delay_ms=450-450") as stack:
+        sign_in(page, stack)
+        upload(page, path)
+        review = page.get_by_role("heading", name="Résultat de l’analyse")
+        seen = progress_seen(page, review, reload_after=2)  # a reload mid-parse resumes watching
+        mid = [v for v in seen if 0 < v < stats.rows]
+        assert len(set(mid)) >= 3, f"progress seen while parsing: {seen}"
+        job_id = job_id_of(page)
+
+        # Commit round-robin over the three members (as the undisturbed run), stop it mid-way.
+        page.get_by_label("À tour de rôle entre plusieurs membres").check()
+        for member in LOCAL_MEMBERS:
+            page.get_by_label(member[1]).check()
+        page.get_by_role("button", name=re.compile(r"Importer \d+ contacts")).click()
+        expect(page.get_by_role("heading", name="Progression : import en cours")).to_be_visible()
+        wait_until(
+            lambda: int(page.evaluate("document.getElementById('job-progress')?.dataset.done ?? 0")) > 0,
+            what="the commit's progress",
+        )
+        shot(page, "progress")
+        accessible(page, "progress")
+        assert job(conn, job_id)["status"] == "committing"
+        page.get_by_role("button", name="Arrêter").click()
+        expect(page.get_by_text("L’import a été arrêté")).to_be_visible()
+        stopped = job(conn, job_id)
+        assert stopped["status"] == "cancelled"
+        assert 0 < stopped["inserted_rows"] + stopped["skipped_rows"] < stats.valid, "stopped mid-commit"
+
+        page.get_by_role("button", name="Réessayer").click()
+        expect(page.get_by_role("heading", name=re.compile("Import terminé"))).to_be_visible()
+        stack.wait_idle()
+        same_as_baseline(outcome(conn, job_id), baseline)
+
+
+def test_a_failed_job_shows_its_message_and_retries_from_the_page(
+    database_url: str, conn: psycopg.Connection, page: Any, tmp_path: Path
+) -> None:
+    """The file removed from storage mid-parse: the page shows the job's message; with the
+    file back, "Réessayer" resumes it to the review."""
+    from playwright.sync_api import expect
+
+    rows = "".join(f"l{i}@exemple.fr;06 12 34 {i // 100:02d} {i % 100:02d}\r\n" for i in range(40))
+    data = ("E-mail;Téléphone\r\n" + rows).encode()
+    with make_stack(
+        database_url, tmp_path, IMPORT_PARSE_SLICE_ROWS="5", LOCAL_QSTASH_FAULTS="delay_ms=300-300"
+    ) as stack:
+        api = Api(stack)
+        job_id = api.create(conn, data, "disparu.csv")
+        sign_in(page, stack)
+        api.start(job_id)
+        page.goto(f"{stack.app_url}/?job={job_id}")
+        expect(page.get_by_role("progressbar")).to_be_visible()
+        wait_until(lambda: job(conn, job_id)["total_rows"] >= 5, what="the first parse slice")
+        key = job(conn, job_id)["storage_path"]
+        storage(stack).delete(key)
+        failed = finished(conn, job_id, "failed")
+        message = page.get_by_role("alert").filter(has_text="L’import a échoué")
+        expect(message).to_contain_text(failed["error_message"])
+        shot(page, "failed")
+        accessible(page, "failed")
+
+        # The history shows the message next to its retry.
+        page.get_by_role("link", name="Retour aux imports").click()
+        row = page.locator(f'tr[data-job="{job_id}"]')
+        expect(row).to_contain_text(failed["error_message"])
+        expect(row.get_by_role("button", name="Réessayer disparu.csv")).to_be_visible()
+        row.get_by_role("link", name="Ouvrir disparu.csv").click()
+
+        storage(stack).put(key, data)
+        page.get_by_role("button", name="Réessayer").click()
+        expect(page.get_by_role("heading", name="Résultat de l’analyse")).to_be_visible()
+        assert count(page, "total_rows") == 40 == job(conn, job_id)["total_rows"]
+
+
+def test_an_api_error_shows_its_message(stack: LocalStack, server_url: str, database_url: str, page: Any) -> None:
+    """The database refusing connections: the page says what the API says (503,
+    "database unavailable"), no blank screen; back once it accepts them again."""
+    from playwright.sync_api import expect
+
+    sign_in(page, stack)
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    with db.connect(server_url) as admin:
+        admin.execute(f'alter database "{name}" allow_connections false')  # a test database's own name
+        admin.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
+            (name,),
+        )
+        try:
+            page.reload()
+            expect(page.locator("#history")).to_contain_text("The database is unavailable; try again.")
+            page.goto(f"{stack.app_url}/?job={uuid.uuid4()}")
+            expect(page.get_by_role("alert")).to_have_text("The database is unavailable; try again.")
+            shot(page, "api-error")
+            accessible(page, "api error")
+        finally:
+            admin.execute(f'alter database "{name}" allow_connections true')
+    page.goto(stack.app_url)
+    expect(page.get_by_role("heading", name="Historique des imports")).to_be_visible()
+
+
+def test_english_when_the_browser_prefers_it(browser: Any, stack: LocalStack) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(locale="en-US")
+    try:
+        page = context.new_page()
+        page.goto(sign_in_link(stack.app_url, token(stack), 3600))
+        expect(page.get_by_role("heading", name="New import")).to_be_visible()
+        assert page.evaluate("document.documentElement.lang") == "en"
+        expect(page.get_by_label(re.compile("Lead file"))).to_be_visible()
+    finally:
+        context.close()
+
+
+def test_a_file_the_import_cannot_take_is_refused_before_upload(
+    database_url: str, conn: psycopg.Connection, page: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    big = tmp_path / "gros.csv"
+    big.write_bytes(b"E-mail\r\n" + b"x@exemple.fr\r\n" * 100_000)  # 1.4 MB
+    sheet = tmp_path / "leads.xlsb"
+    sheet.write_bytes(b"PK\x03\x04")
+    with make_stack(database_url, tmp_path, IMPORT_MAX_FILE_MB="1") as stack:
+        sign_in(page, stack)
+        upload(page, big)
+        expect(page.get_by_role("alert")).to_contain_text("au plus 1 Mo")
+        upload(page, sheet)
+        expect(page.get_by_role("alert")).to_contain_text("n’est pas un fichier CSV")
+        assert conn.execute("select count(*) as n from import_jobs").fetchone()["n"] == 0
+
+
+def test_upload_shows_its_progress(stack: LocalStack, conn: psycopg.Connection, page: Any, tmp_path: Path) -> None:
+    """A 6 MB file sent at 3 MB/s (Chromium's network throttling): the upload's progress bar
+    shows it moving, then the job starts from the bytes that arrived."""
+    from playwright.sync_api import expect
+
+    path = tmp_path / "gros.csv"
+    path.write_bytes(b"E-mail;Ville\r\n" + b"".join(b"x%07d@exemple.fr;Lyon\r\n" % i for i in range(240_000)))
+    sign_in(page, stack)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 3_000_000},
+    )
+    upload(page, path)
+    seen: set[str] = set()
+    deadline = time.monotonic() + 30
+    while "?job=" not in page.url:
+        assert time.monotonic() < deadline, f"upload progress seen: {seen}"
+        value = page.evaluate("(b => b && `${b.value}/${b.max}`)(document.getElementById('upload-progress'))")
+        if value:
+            seen.add(value)
+        time.sleep(0.05)
+    size = path.stat().st_size
+    moving = {v for v in seen if 0 < float(v.split("/")[0]) < size}
+    assert len(moving) >= 2, seen
+    job_id = job_id_of(page)
+    expect(page.get_by_role("heading", name=re.compile("leads|gros"))).to_be_visible()
+    assert job(conn, job_id)["status"] in ("validating", "parsing", "ready")
+    cdp.detach()
+
+
+def test_the_same_file_again_is_flagged_with_a_link(
+    stack: LocalStack, conn: psycopg.Connection, page: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    data, _ = sample(tmp_path / "deux-fois.csv", rows=30, seed=3)
+    api = Api(stack)
+    first = api.parse(conn, data, "deux-fois.csv")["id"]
+    second = api.parse(conn, data, "deux-fois.csv")["id"]
+    sign_in(page, stack)
+    page.goto(f"{stack.app_url}/?job={second}")
+    note = page.get_by_role("note")
+    expect(note).to_contain_text("Ce fichier a déjà été importé.")
+    note.get_by_role("link", name="Voir l’import précédent").click()
+    expect(page).to_have_url(re.compile(f"job={first}"))
+    expect(page.get_by_role("note")).to_have_count(0)
+
+
+def test_the_accessibility_check_finds_violations(page: Any) -> None:
+    """The check the screens pass is not vacuous: an unlabelled field and a low-contrast
+    text are serious violations to it."""
+    page.set_content('<html lang="fr"><title>t</title><main><input><p style="color:#ccc">pâle</p></main></html>')
+    with pytest.raises(AssertionError, match=r"label.*color-contrast|color-contrast.*label"):
+        accessible(page, "bad page")

@@ -18,7 +18,7 @@ import {
 import { duration, lang, num, t, when } from "./i18n.js";
 
 const ACTIVE = new Set(["validating", "parsing", "committing", "reverting"]);
-const FILE_TYPES = ["csv", "txt", "tsv"];
+const FILE_TYPES = ["csv", "txt", "tsv", "xlsx", "xlsm", "ods", "xls"];
 const FIELDS = [
   "civility", "first_name", "last_name", "full_name", "email", "phone", "company", "job_title",
   "address", "postal_code", "city", "country", "source", "notes", "owner",
@@ -196,7 +196,7 @@ function renderSignIn(message) {
 // -- home: upload and history --------------------------------------------------------------------
 
 async function showHome(my) {
-  const fileInput = h("input", { id: "file", type: "file", name: "file", accept: ".csv,.txt,.tsv,text/csv,text/plain" });
+  const fileInput = h("input", { id: "file", type: "file", name: "file", accept: ".csv,.txt,.tsv,.xlsx,.xlsm,.ods,.xls,text/csv,text/plain" });
   const progress = h("progress", { id: "upload-progress", max: "1", value: "0", "aria-labelledby": "upload-label" });
   const progressText = h("span", { id: "upload-text" });
   const progressBox = h("div", { class: "progress", hidden: true }, h("span", { id: "upload-label" }, t("upload_progress")), progress, progressText);
@@ -390,7 +390,13 @@ function renderProgress(job, my) {
     }
     samples.push([performance.now(), done]);
     while (samples.length > 6) samples.shift();
-    const parts = [expected ? t("progress_text", { done: num(done), expected: num(expected) }) : t("progress_waiting")];
+    const parts = [
+      j.activity === "reading the workbook"
+        ? t("progress_workbook")
+        : expected
+          ? t("progress_text", { done: num(done), expected: num(expected) })
+          : t("progress_waiting"),
+    ];
     if (samples.length > 1) {
       const [t0, d0] = samples[0];
       const rate = ((done - d0) * 1000) / (performance.now() - t0);
@@ -486,7 +492,29 @@ function factsBox(job) {
   if (job.duplicate_of_job_id) {
     box.append(h("p", { class: "warning", role: "note" }, t("same_file"), " ", jobLink(job.duplicate_of_job_id, t("same_file_link"))));
   }
+  if (job.workbook) box.append(sheetChoice(job));
   return box;
+}
+
+// A workbook's sheets, with their rows: another one is read again from the workbook (the
+// API drops the row fixes made on this sheet, and says so).
+function sheetChoice(job) {
+  const my = view;
+  const sheets = job.workbook.sheets || [];
+  const select = h(
+    "select",
+    { id: "sheet" },
+    sheets.map((s) => h("option", { value: s.name, selected: s.name === job.workbook.sheet }, t("sheet_option", { name: s.name, rows: num(s.rows) }))),
+  );
+  const button = h("button", {
+    type: "button",
+    onclick: (e) => act(e.currentTarget, async () => {
+      const reply = await api.put(`/api/jobs/${job.id}/sheet`, { sheet: select.value });
+      announce(reply.notice || t("sheet_changed"));
+      if (my === view) await renderJob(reply.job, my);
+    }),
+  }, t("sheet_read"));
+  return h("p", { class: "sheet" }, h("label", { for: "sheet" }, t("sheet_label")), " ", select, " ", button);
 }
 
 async function sampleValues(job) {

@@ -12,9 +12,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 .PHONY: setup demo test lint bench
 setup: $(VENV)/.installed
 
+# The import starts the embedded Postgres when nothing runs yet (a running `serve` is reused);
+# LOCAL_STOP_POSTGRES=1 makes it stop what it started when it exits, so nothing is left running.
 demo: setup
 	$(PY) -m lib sample .local/LEADCLIENT-sample.csv --rows 20000
-	$(PY) -m lib import .local/LEADCLIENT-sample.csv --yes
+	LOCAL_STOP_POSTGRES=1 $(PY) -m lib import .local/LEADCLIENT-sample.csv --yes
 
 # Two pytest-xdist workers, each with its own embedded Postgres (or its own databases on
 # TEST_DATABASE_URL's server): most of a test's time is waiting on HTTP, QStash and Postgres.

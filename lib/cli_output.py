@@ -91,3 +91,10 @@ def print_final(job: Row) -> None:
         if job["warning_counts"]:
             codes = ", ".join(f"{k}: {v}" for k, v in sorted(job["warning_counts"].items()))
             print(f"  warnings     {codes}")
+    if job["phase"] == "revert":
+        kept = job["kept_counts"]
+        print("  undo:")
+        print(f"  deleted      {job['reverted_rows']:>9}   (leads this import inserted)")
+        print(f"  restored     {job['restored_rows']:>9}   (leads given back the values this import overwrote)")
+        print(f"  kept         {kept.get('changed_since', 0):>9}   (changed since the import)")
+        print(f"  kept         {kept.get('matched_later', 0):>9}   (matched by a later import, not reverted)")

@@ -5,9 +5,11 @@ slices of one organization run one at a time, so two imports never both insert a
 the same match key), then commits chunks of rows until its row cap, or until the next chunk
 would overrun its time budget. Per chunk: one query for the rows with the existing leads
 their keys match (index probes); then, in row order and in memory, each row's outcome; then
-set-based writes: COPY of the outcomes into staged_outcomes, then one INSERT ... SELECT and
-one UPDATE of leads that read the chunk's staged rows by primary key (with lead ids and
-owners passed as arrays: no statement joins two tables whose row counts the planner guesses).
+set-based writes: COPY of the skipped and invalid rows' outcomes into staged_outcomes, then
+one INSERT ... SELECT and one UPDATE of leads that read the chunk's staged rows by primary key
+(with lead ids and owners passed as arrays: no statement joins two tables whose row counts the
+planner guesses) and record their rows' outcomes themselves, with what a revert needs: the
+digest of each lead's content as the import left it, and the values an update overwrote.
 
 Two connections work at once: while the slice's connection writes a chunk (from a helper
 thread), a second one reads the next chunk's rows and Python decides their outcomes. The
@@ -139,6 +141,10 @@ def run_slice(ctx: SliceContext) -> SliceResult:
     )
 
 
+class LeadsChangedMeanwhile(RuntimeError):
+    """A transient error: a lead the chunk updates changed since the chunk read it."""
+
+
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"  # "none" in the arrays of a chunk's rows
 
 
@@ -152,14 +158,21 @@ class Writes:
 
     def run(self, conn: Any) -> None:
         lap = _Laps()
-        with conn.cursor().copy(queries()["copy_outcomes"]) as copy:
-            copy.write(self.copy)
+        if self.copy:
+            with conn.cursor().copy(queries()["copy_outcomes"]) as copy:
+                copy.write(self.copy)
         lap("copy")
         if self.counts["inserted"]:
             conn.execute(queries()["insert_leads"], self.params)
         lap("insert")
         if self.counts["updated"]:
-            conn.execute(queries()["update_leads"], self.params)
+            updated = conn.execute(queries()["update_leads"], self.params).rowcount
+            if updated != self.counts["updated"]:
+                # A lead changed or went between the chunk's read and its update: what this
+                # chunk decided is stale. The slice rolls back and QStash retries it (5xx).
+                raise LeadsChangedMeanwhile(
+                    f"job {self.params['job']}: {self.counts['updated'] - updated} lead(s) changed during the commit"
+                )
         lap("update")
         log.debug("commit.writes job=%s %s", self.params["job"], lap, extra={"steps_ms": lap.ms})
 
@@ -200,8 +213,9 @@ def _decide(
         else:
             outcome = "skipped"
         counts[outcome] += 1
-        # COPY's text format: every value is a number, a code or a UUID (nothing to escape).
-        lines.append(f"{job_id}\t{row_no}\t{outcome}\t{lead or NULL}\t{owner or NULL}\n")
+        if outcome in ("skipped", "invalid"):  # insert_leads and update_leads record the others
+            # COPY's text format: every value is a number, a code or a UUID (nothing to escape).
+            lines.append(f"{job_id}\t{row_no}\t{outcome}\t{lead or NULL}\n")
     # Arrays are 1-based: the row after `after` is at index 1.
     params = {
         **_params(job, after, until), "id_prefix": prefix, "outcomes": codes, "owners": owner_of, "leads": lead_of,

@@ -16,10 +16,11 @@ from psycopg.types.json import Jsonb
 
 from lib import jobs, remembered
 from lib.commit_settings import parse_commit_settings
+from lib.config import Settings
 from lib.db import Connection, Row, queries
 from lib.errors import BadRequest, IllegalTransition, JobNotFound, LeadImportError, QueueUnavailable
 from lib.queue import Message
-from lib.revert_slice import refusal
+from lib.revert_slice import purged_refusal, refusal
 from lib.slices import fail_job
 from lib.status import Status
 
@@ -230,14 +231,24 @@ def commit_job(conn: Connection, job_id: str, body: dict[str, Any], publish: Pub
     return job
 
 
-def revert_job(conn: Connection, job_id: str, publish: Publish) -> Row:
-    """completed → reverting: its inserted, unchanged leads are deleted in slices."""
+def revert_job(
+    conn: Connection, job_id: str, publish: Publish, *, retention_days: int = Settings.staged_retention_days
+) -> Row:
+    """completed → reverting: in slices, the leads it inserted go and the leads it updated get
+    their values back, unless changed since or matched later (lib/revert_slice.py). Refused
+    once the sweep deleted the job's staged rows and outcomes (after `retention_days`)."""
     job = conn.execute(queries()["get_job"], {"id": job_id}).fetchone()
     if job is None:
         raise JobNotFound()
     if reason := refusal(job):
         raise IllegalTransition(f"cannot revert: {reason}")
-    return begin_phase(conn, job_id, "revert", "revert", publish, revert_cursor=0)
+    staged = conn.execute(queries()["staged_outcomes_exist"], {"id": job_id}).fetchone()
+    if job["inserted_rows"] + job["updated_rows"] and not (staged and staged["present"]):
+        raise IllegalTransition(f"cannot revert: {purged_refusal(retention_days)}")
+    return begin_phase(
+        conn, job_id, "revert", "revert", publish,
+        revert_cursor=0, reverted_rows=0, restored_rows=0, kept_counts={},
+    )  # fmt: skip
 
 
 def remap_job(

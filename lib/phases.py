@@ -58,11 +58,10 @@ PHASES: dict[str, Phase] = {
             "commit", commit_slice.run_slice, Status.COMMITTING, "committed", Status.COMPLETED,
             cursor="commit_cursor", done_rows="commit_cursor", expected_rows="total_rows",
         ),
-        # Leads changed since the import stay, so fewer rows than inserted may go: the
-        # inserted rows are a bound, and the progress is whole once the revert is over.
+        # The revert judges the rows in order (row numbers, like the commit's cursor).
         Phase(
             "revert", revert_slice.run_slice, Status.REVERTING, "reverted", Status.REVERTED,
-            cursor="revert_cursor", done_rows="revert_cursor", expected_rows="inserted_rows",
+            cursor="revert_cursor", done_rows="revert_cursor", expected_rows="total_rows",
         ),
     )
 }  # fmt: skip

@@ -46,6 +46,7 @@ class SliceResult:
     cursor: int | None = None  # the new value of the phase's cursor column
     error_counts: dict[str, int] = field(default_factory=dict)
     warning_counts: dict[str, int] = field(default_factory=dict)
+    kept_counts: dict[str, int] = field(default_factory=dict)  # revert: leads kept, by reason
     estimated_total_rows: int | None = None
     done: bool = False
     action: str | None = None

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 COUNTERS = (
     "total_rows", "valid_rows", "invalid_rows", "duplicate_rows",
-    "inserted_rows", "updated_rows", "skipped_rows", "reverted_rows",
+    "inserted_rows", "updated_rows", "skipped_rows", "reverted_rows", "restored_rows",
 )  # fmt: skip
 
 
@@ -122,6 +122,7 @@ def _finish(conn: Connection, msg: Message, phase: Phase, r: SliceResult) -> Row
         cursor=r.cursor,
         error_counts=Jsonb(r.error_counts),
         warning_counts=Jsonb(r.warning_counts),
+        kept_counts=Jsonb(r.kept_counts),
         estimated_total_rows=r.estimated_total_rows,
         id=msg.job,
         run=msg.run,

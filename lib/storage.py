@@ -16,13 +16,21 @@ Environment (read by `storage_from_env`):
 
 With none of the S3 settings, files live under `<LOCAL_DATA_DIR>/storage/`. Setting only
 some of them is an error, so a typo cannot silently switch a deployment to a local folder.
+The folder's upload URLs (like S3's presigned PUT URLs) are signed with
+`LOCAL_STORAGE_SIGNING_KEY` (the local stack sets it) and point at `APP_URL`, where the
+local stack's site takes the PUT (lib/local/site.py); without that key there is none.
+`IMPORT_MAX_FILE_MB` (default 256) bounds what such a URL accepts.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import os
 import tempfile
+import time
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Protocol
@@ -61,6 +69,18 @@ class InvalidKey(StorageError, ValueError):
     status = 400
 
 
+class UploadRefused(StorageError):
+    """An upload URL that is not valid (tampered, expired) or a body it does not allow."""
+
+    status = 403
+
+
+class FileTooLarge(UploadRefused):
+    """The file is larger than the upload URL allows."""
+
+    status = 413
+
+
 class Storage(Protocol):
     def size(self, key: str) -> int: ...
     def open(self, key: str, offset: int = 0) -> BinaryIO: ...
@@ -78,11 +98,29 @@ def check_key(key: str) -> str:
     return key
 
 
-class FolderStorage:
-    """Files under `root`; the local stack's stand-in for the bucket."""
+UPLOAD_PATH = "/_local/storage/"  # where the local stack's site takes uploads (lib/local/site.py)
+DEFAULT_MAX_FILE_MB = 256
 
-    def __init__(self, root: Path) -> None:
+
+class FolderStorage:
+    """Files under `root`; the local stack's stand-in for the bucket.
+
+    With a `signing_key` and the app's `base_url`, `upload_url` gives a signed, expiring PUT
+    URL bounded to `max_bytes`, checked by `check_upload` (HMAC-SHA256 over method, key,
+    expiry and bound, as an S3 presigned URL signs its own)."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        signing_key: str | None = None,
+        base_url: str | None = None,
+        max_bytes: int = DEFAULT_MAX_FILE_MB * 1024 * 1024,
+    ) -> None:
         self.root = Path(root).resolve()
+        self.signing_key = signing_key
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.max_bytes = max_bytes
 
     def _path(self, key: str) -> Path:
         path = (self.root / check_key(key)).resolve()
@@ -131,9 +169,40 @@ class FolderStorage:
         self._path(key).unlink(missing_ok=True)  # idempotent, like S3 DeleteObject
 
     def upload_url(self, key: str, expires: int = 3600) -> str | None:
-        """None: a folder has no URL a browser could PUT to; upload through `put`."""
+        """A signed PUT URL for `key`, valid `expires` seconds; None without a signing key."""
         self._path(key)
-        return None
+        if not (self.signing_key and self.base_url):
+            return None
+        until = int(time.time()) + expires
+        query = {"expires": str(until), "max_bytes": str(self.max_bytes)}
+        query["signature"] = self._signature(key, until, self.max_bytes)
+        return f"{self.base_url}{UPLOAD_PATH}{urllib.parse.quote(key)}?{urllib.parse.urlencode(query)}"
+
+    def _signature(self, key: str, expires: int, max_bytes: int) -> str:
+        assert self.signing_key
+        text = f"PUT\n{key}\n{expires}\n{max_bytes}"
+        return hmac.new(self.signing_key.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+    def check_upload(self, key: str, query: Mapping[str, str], length: int | None) -> int:
+        """Raise UploadRefused unless `query` signs a PUT of `key` that has not expired and
+        `length` bytes (the Content-Length, required) fit its bound; the bound."""
+        if not self.signing_key:
+            raise UploadRefused("this storage takes no uploads by URL")
+        try:
+            expires, max_bytes = int(query["expires"]), int(query["max_bytes"])
+            signature = query["signature"]
+        except (KeyError, ValueError):
+            raise UploadRefused("the upload URL is incomplete: ask for a new one") from None
+        self._path(key)
+        if not hmac.compare_digest(signature, self._signature(key, expires, max_bytes)):
+            raise UploadRefused("the upload URL's signature does not match: ask for a new one")
+        if expires < time.time():
+            raise UploadRefused("the upload URL has expired: ask for a new one")
+        if length is None:
+            raise UploadRefused("an upload needs a Content-Length")
+        if length > max_bytes:
+            raise FileTooLarge(f"the file is {length} bytes; this upload URL takes at most {max_bytes}")
+        return max_bytes
 
 
 class _S3Body(io.RawIOBase):
@@ -255,7 +324,12 @@ def storage_from_env(env: Mapping[str, str], local_dir: Path) -> Storage:
     endpoint = env.get("S3_ENDPOINT_URL") or (project and project + "/storage/v1/s3")
     key_id, secret = env.get("S3_ACCESS_KEY_ID"), env.get("S3_SECRET_ACCESS_KEY")
     if not (key_id or secret or env.get("S3_ENDPOINT_URL")):
-        return FolderStorage(Path(local_dir) / "storage")
+        return FolderStorage(
+            Path(local_dir) / "storage",
+            signing_key=env.get("LOCAL_STORAGE_SIGNING_KEY") or None,
+            base_url=env.get("APP_URL") or None,  # the local stack always sets it
+            max_bytes=int(env.get("IMPORT_MAX_FILE_MB") or DEFAULT_MAX_FILE_MB) * 1024 * 1024,
+        )
     missing = [
         name
         for name, value in [

@@ -12,10 +12,10 @@ PUBLIC_FIELDS = (
     "id", "organization_id", "created_by", "status", "phase", "run", "file_name", "file_size",
     "file_sha256", "encoding", "delimiter", "header", "mapping", "duplicate_of_job_id", "settings",
     "total_rows", "estimated_total_rows", "valid_rows", "invalid_rows", "duplicate_rows",
-    "inserted_rows", "updated_rows", "skipped_rows", "reverted_rows", "error_counts",
-    "warning_counts", "fixed_rows", "excluded_rows", "dropped_fixes", "slices_done", "error_message",
-    "heartbeat_at", "created_at", "updated_at", "parse_finished_at", "commit_started_at", "finished_at",
-    "mapping_source", "remembered_mapping_id", "workbook",
+    "inserted_rows", "updated_rows", "skipped_rows", "reverted_rows", "restored_rows", "kept_counts",
+    "error_counts", "warning_counts", "fixed_rows", "excluded_rows", "dropped_fixes", "slices_done",
+    "error_message", "heartbeat_at", "created_at", "updated_at", "parse_finished_at",
+    "commit_started_at", "finished_at", "mapping_source", "remembered_mapping_id", "workbook",
 )  # fmt: skip
 
 
@@ -43,7 +43,7 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
 
 
 # `python -m lib import --json` names these fields its own way (scripts read them).
-CLI_NAMES = {"id": "job_id", "error_counts": "errors", "warning_counts": "warnings"}
+CLI_NAMES = {"id": "job_id", "error_counts": "errors", "warning_counts": "warnings", "kept_counts": "kept"}
 
 
 def summary(job: dict[str, Any]) -> dict[str, Any]:

@@ -265,7 +265,8 @@ def lose_queued_messages(stack: LocalStack) -> None:
 
 COUNTS = (
     "status", "phase", "total_rows", "valid_rows", "invalid_rows", "duplicate_rows", "inserted_rows",
-    "updated_rows", "skipped_rows", "reverted_rows", "error_counts", "warning_counts",
+    "updated_rows", "skipped_rows", "reverted_rows", "restored_rows", "kept_counts", "error_counts",
+    "warning_counts",
 )  # fmt: skip
 PARSE_COUNTS = ("total_rows", "valid_rows", "invalid_rows", "duplicate_rows", "error_counts", "warning_counts")
 STAGED = (

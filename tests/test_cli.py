@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lib.parse.sample import write_sample_csv
+from tests.helpers import write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {
@@ -113,3 +114,51 @@ def test_lead_client_sized_import_completes_with_owners(run, tmp_path: Path, con
         " from staged_rows s left join staged_outcomes so on so.job_id = s.job_id and so.row_no = s.row_no"
     ).fetchone()
     assert staged["open"] == 0 and staged["invalid"] == stats.invalid
+
+
+def test_revert_asks_first_then_with_yes_undoes_and_prints_the_counts(run, tmp_path: Path) -> None:
+    header = ["E-mail", "Société"]
+    a = write_csv(tmp_path / "a.csv", header, [[f"k{i}@example.fr", "A"] for i in range(1, 7)])
+    b = write_csv(tmp_path / "b.csv", header, [[f"k{i}@example.fr", "B"] for i in range(4, 10)])
+    first = json.loads(run("import", str(a), "--yes", "--json").stdout)
+    second = json.loads(run("import", str(b), "--yes", "--json", "--duplicates", "update").stdout)
+    assert (second["inserted_rows"], second["updated_rows"]) == (3, 3)
+
+    # No terminal, no --yes: it says what undo will and will not do, and does nothing.
+    asked = run("revert", second["job_id"])
+    assert asked.returncode == 1
+    assert "3 leads inserted, 3 leads updated" in asked.stdout
+    assert "delete the leads this import inserted" in asked.stdout
+    assert "It will not" in asked.stdout and "changed since" in asked.stdout and "matched later" in asked.stdout
+    assert "pass --yes to revert" in asked.stderr
+    assert json.loads(run("jobs", "--json").stdout)[0]["status"] == "completed"
+
+    done = run("revert", second["job_id"], "--yes", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert (out["status"], out["reverted_rows"], out["restored_rows"], out["kept"]) == ("reverted", 3, 3, {})
+
+    # A's leads 4-6 were matched by B, which is reverted now: A's revert takes all six.
+    shown = run("revert", first["job_id"], "--yes")
+    assert shown.returncode == 0, shown.stderr
+    assert "reverted" in shown.stdout and "deleted              6" in shown.stdout
+
+    again = run("revert", first["job_id"], "--yes", "--json")
+    assert again.returncode == 2
+    assert "cannot revert: this import was already reverted" in again.stderr
+
+
+def test_cancel_stops_a_ready_job_and_refuses_a_finished_one(run, tmp_path: Path) -> None:
+    csv = tmp_path / "leads.csv"
+    write_sample_csv(csv, 50, seed=3)
+    assert run("import", str(csv)).returncode == 1  # no terminal: parsed, left ready
+    ready = json.loads(run("jobs", "--json").stdout)[0]
+    assert ready["status"] == "ready"
+    cancelled = run("cancel", ready["job_id"], "--json")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert json.loads(cancelled.stdout)["status"] == "cancelled"
+    refused = run("cancel", ready["job_id"], "--yes")
+    assert refused.returncode == 2
+    assert "cannot go from cancelled to cancelled" in refused.stderr
+    unknown = run("cancel", "not-a-job")
+    assert (unknown.returncode, unknown.stderr.strip()) == (2, "error: no import job has the id 'not-a-job'")

@@ -393,7 +393,8 @@ def test_concurrent_overlapping_imports_leave_no_duplicate(
 @pytest.mark.history
 def test_revert_deletes_exactly_the_inserted_unchanged_leads(database_url: str, tmp_path: Path, conn: Any) -> None:
     """C imports keys 1-4; A (update) updates 3-4 and inserts 5-20; B (update) updates 5-6
-    and inserts 21; a person edits lead 7. Reverting A deletes its leads 8-20 only."""
+    and inserts 21; a person edits lead 7. Reverting A deletes its leads 8-20, gives 3-4
+    back C's values, and keeps 5-6 (B matched them) and 7 (edited)."""
     files = {
         name: write_csv(tmp_path / f"{name}.csv", ["E-mail", "Société"], [[f"k{i}@example.fr", name] for i in keys])
         for name, keys in (("C", range(1, 5)), ("A", range(3, 21)), ("B", [5, 6, 21]))
@@ -411,8 +412,9 @@ def test_revert_deletes_exactly_the_inserted_unchanged_leads(database_url: str, 
         assert body["job"]["status"] == "reverting"
         a = finished(conn, a["id"], "reverted")
         assert stack.wait_idle(30)
-    assert a["reverted_rows"] == 13
-    assert a["slice_no"] == 4  # the revert phase's slices: 4 + 4 + 4 + 1 leads
+    assert (a["reverted_rows"], a["restored_rows"]) == (13, 2)
+    assert a["kept_counts"] == {"changed_since": 1, "matched_later": 2}
+    assert a["slice_no"] == 5  # the revert phase's slices: 4 + 4 + 4 + 4 + 2 rows
     left = {
         r["email_normalized"]: r["company"]
         for r in conn.execute(
@@ -421,6 +423,6 @@ def test_revert_deletes_exactly_the_inserted_unchanged_leads(database_url: str, 
     }
     assert org_leads(conn) - before == len(left)  # no other lead went
     assert left == {
-        "k1@example.fr": "C", "k2@example.fr": "C", "k3@example.fr": "A", "k4@example.fr": "A",
+        "k1@example.fr": "C", "k2@example.fr": "C", "k3@example.fr": "C", "k4@example.fr": "C",
         "k5@example.fr": "B", "k6@example.fr": "B", "k7@example.fr": "A", "k21@example.fr": "B",
     }  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from lib.local.stack import LOCAL_MEMBERS
-from tests.helpers import LEAD_HEADER, Api, finished, lead_rows, write_csv
+from tests.helpers import LEAD_HEADER, Api, finished, lead_rows, sweep, write_csv
 from tests.helpers import job as job_row
 
 OTHER_ORG = uuid.UUID("00000000-0000-4000-8000-0000000000bb")
@@ -110,9 +110,32 @@ def test_revert_is_refused_with_the_reason_until_the_job_is_completed(api: Api, 
     job = finished(conn, ready_job, "reverted")
     assert job["reverted_rows"] == job["inserted_rows"] > 0
     assert conn.execute("select count(*) from leads").fetchone()["count"] == 0
+    status, reply = api.call("GET", f"/api/jobs/{ready_job}")
+    assert status == 200, reply
+    view = reply["job"]
+    assert (view["reverted_rows"], view["restored_rows"], view["kept_counts"]) == (job["reverted_rows"], 0, {})
+    assert view["rows_done"] == view["rows_expected"] == job["total_rows"]
 
     status, reply = api.call("POST", f"/api/jobs/{ready_job}/revert")
     assert (status, reply["message"]) == (409, "cannot revert: this import was already reverted")
+
+
+def test_revert_is_refused_once_the_record_of_the_import_was_purged(
+    api: Api, conn: Any, stack: Any, ready_job: str
+) -> None:
+    api.commit(conn, ready_job)
+    conn.execute("update import_jobs set updated_at = now() - interval '31 days' where id = %s", (ready_job,))
+    swept = sweep(stack)
+    assert swept.status_code == 200 and swept.json()["purged_staged_rows"] > 0, swept.text
+    leads = conn.execute("select count(*) from leads").fetchone()["count"]
+    status, reply = api.call("POST", f"/api/jobs/{ready_job}/revert")
+    assert (status, reply["message"]) == (
+        409,
+        "cannot revert: this import finished more than 30 days ago, and the record of the leads it wrote "
+        "and the values it overwrote was deleted then: it can no longer be reverted",
+    )
+    assert job_row(conn, ready_job)["status"] == "completed"
+    assert conn.execute("select count(*) from leads").fetchone()["count"] == leads
 
 
 def test_revert_of_a_failed_commit_says_to_retry_first(api: Api, conn: Any, ready_job: str) -> None:

@@ -390,3 +390,55 @@ def test_parse_duration():
     assert parse_duration("7") == 7
     with pytest.raises(ValueError):
         parse_duration("soon")
+
+
+# -- a durable queue -------------------------------------------------------------------------
+
+
+def test_stored_messages_survive_a_restart_and_go_to_the_new_app_url(endpoint, start, tmp_path):
+    """What QStash accepted is delivered by the next server on the same store, with its
+    retry count and its due time, to the app's URL of the day (and signed for it); its
+    deduplication ids hold across the restart."""
+    store = tmp_path / "qstash.sqlite3"
+    old_app = Endpoint()
+    try:
+        old_app.behave("/api/slice", lambda n: (500, {}, b"not now"))
+        first, client = start(store=store, app_url=old_app.base, retry_base=1.0, retry_cap=1.0)
+        publish(client, old_app.url("/api/slice"), {"slice": 1}, deduplication_id="s1", retries=3)
+        publish(client, old_app.url("/api/later"), {"slice": 2}, delay="1s")
+        publish(client, "http://127.0.0.1:9/elsewhere", {"slice": 3}, delay="1s", retries=0)
+        wait_until_hits(old_app, 1)
+        first.stop()
+        assert [h.path for h in old_app.hits] == ["/api/slice"]  # tried once, failed, stored for later
+    finally:
+        old_app.close()
+
+    second, client2 = start(store=store, app_url=endpoint.base)
+    again = publish(client2, endpoint.url("/api/slice"), {"slice": 1}, deduplication_id="s1")
+    assert again.deduplicated is True
+    assert second.wait_idle(10)
+    hits = {h.path: h for h in endpoint.hits}
+    assert hits.keys() == {"/api/slice", "/api/later"}  # verified by the Receiver for the new URL
+    assert hits["/api/slice"].headers["Upstash-Retried"] == "1"
+    assert hits["/api/slice"].claims["sub"] == endpoint.url("/api/slice")
+    assert [json.loads(m.body)["slice"] for m in second.dead_letters] == [3]  # not an app URL: kept as is
+
+
+def test_two_servers_on_one_store_deliver_each_message_once(endpoint, start, tmp_path):
+    store = tmp_path / "qstash.sqlite3"
+    endpoint.delay = 0.02
+    servers = [start(store=store, app_url=endpoint.base) for _ in range(2)]
+    for i in range(40):
+        publish(servers[i % 2][1], endpoint.url("/api/slice"), {"slice": i})
+    assert all(server.wait_idle(20) for server, _ in servers)
+    slices = sorted(json.loads(h.body)["slice"] for h in endpoint.hits)
+    assert slices == list(range(40))
+    assert sum(server.stats.delivered for server, _ in servers) == 40
+
+
+def wait_until_hits(ep: Endpoint, n: int, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while len(ep.hits) < n:
+        assert time.monotonic() < deadline, f"{len(ep.hits)} hits, waited for {n}"
+        time.sleep(0.01)
+    time.sleep(0.1)  # its failure is recorded in the store

@@ -66,11 +66,28 @@ def test_hot_statements_read_rows_in_proportion_to_their_work(stack, conn, tmp_p
             "select row_no from staged_rows where job_id = %s and valid and row_no <= %s", (job_id, CHUNK)
         )
     ]
+    valid_next = {
+        r["row_no"] - CHUNK
+        for r in conn.execute(
+            "select row_no from staged_rows where job_id = %s and valid and row_no > %s and row_no <= %s",
+            (job_id, CHUNK, 2 * CHUNK),
+        )
+    }
     prefix = commit_slice._lead_id_prefix()
     zero = [commit_slice.ZERO_UUID] * CHUNK
+    # The first chunk inserts its valid rows' leads; the second chunk's rows then update
+    # them (row CHUNK + n updates the lead of row n), so that the revert has both to undo.
     leads, inserted, updated = list(zero), ["-"] * CHUNK, ["-"] * CHUNK
     for n in valid:
-        leads[n - 1], inserted[n - 1], updated[n - 1] = commit_slice._lead_id(prefix, n), "i", "u"
+        inserted[n - 1] = "i"
+        if n in valid_next:
+            leads[n - 1], updated[n - 1] = commit_slice._lead_id(prefix, n), "u"
+    new_leads = [commit_slice._lead_id(prefix, n) for n in valid]
+    touched_leads = [lead for lead in leads if lead != commit_slice.ZERO_UUID]
+    restore = ["-"] * (2 * CHUNK)  # the updated rows (CHUNK + n) give their leads' values back
+    for n in valid:
+        if n in valid_next:
+            restore[CHUNK + n - 1] = "r"
     base = {"job": job_id, "org": org, "after": 0, "until": CHUNK}
     repeated = conn.execute(
         "select match_key, duplicate_of from staged_rows where job_id = %s and duplicate_of is not null limit 1",
@@ -85,8 +102,13 @@ def test_hot_statements_read_rows_in_proportion_to_their_work(stack, conn, tmp_p
             "owner_field": None, "owner_header": None,
         },
         "insert_leads": {**base, "id_prefix": prefix, "outcomes": inserted, "owners": zero},
-        "update_leads": {**base, "outcomes": updated, "leads": leads},
-        "revert_leads": {"job": job_id, "limit": CHUNK},
+        "update_leads": {**base, "after": CHUNK, "until": 2 * CHUNK, "outcomes": updated, "leads": leads},
+        "revert_rows": {"job": job_id, "after": 0, "until": 2 * CHUNK},
+        "revert_leads_now": {"ids": new_leads, "org": org},
+        "later_matches": {"ids": new_leads, "job": job_id},
+        "jobs_of": {"ids": [job_id]},
+        "restore_leads": {"job": job_id, "after": 0, "until": 2 * CHUNK, "restore": restore, "org": org},
+        "delete_reverted_leads": {"ids": new_leads, "org": org},
         "invalid_rows_page": {"job": job_id, "after": 0, "limit": 100},
         "review_examples": {"job": job_id, "codes": list(row["error_counts"]), "warnings": False, "limit": 5},
         # A fix in review (lib/row_fixes.py): the row, its fix, its key's duplicate group.
@@ -100,8 +122,16 @@ def test_hot_statements_read_rows_in_proportion_to_their_work(stack, conn, tmp_p
     }  # fmt: skip
     touched, plans = {}, {}
     with conn.transaction(force_rollback=True):
+        conn.execute("set local statement_timeout = '60s'")  # a runaway plan fails, not hangs
         for name, params in statements.items():
             touched[name], plans[name] = explain(conn, name, params)
+            if name == "update_leads":  # the writes really happened: the revert has rows to judge
+                written = conn.execute(
+                    "select outcome, count(*) from staged_outcomes where job_id = %s group by 1", (job_id,)
+                ).fetchall()
+                assert {r["outcome"]: r["count"] for r in written} == {
+                    "inserted": len(valid), "updated": len(touched_leads),
+                }  # fmt: skip
     print("\n\n".join(f"-- {name}: {touched[name]} rows\n{plans[name]}" for name in statements))
     # The history holds 400,000 staged rows and 220,000 leads: a plan that scans either, or
     # rescans this job's rows per row, touches far more than this.

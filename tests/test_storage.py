@@ -193,8 +193,33 @@ def test_s3_missing_bucket_is_object_missing(s3_endpoint):
         storage.open("x.csv")
 
 
-def test_folder_upload_url_is_none(tmp_path):
+def test_folder_upload_url_needs_a_signing_key_and_is_checked(tmp_path):
+    import urllib.parse
+
+    from lib.storage import FileTooLarge, UploadRefused
+
     assert FolderStorage(tmp_path).upload_url("a.csv") is None
+    storage = FolderStorage(tmp_path, signing_key="k" * 32, base_url="http://app.test/", max_bytes=100)
+    url = storage.upload_url("org/a.csv", expires=60)
+    assert url is not None and url.startswith("http://app.test/_local/storage/org/a.csv?")
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+    assert storage.check_upload("org/a.csv", query, 100) == 100
+    with pytest.raises(FileTooLarge):
+        storage.check_upload("org/a.csv", query, 101)
+    for bad in ({**query, "signature": "0" * 64}, {**query, "max_bytes": "1000"}, {"expires": "1"}):
+        with pytest.raises(UploadRefused):
+            storage.check_upload("org/a.csv", bad, 10)
+    with pytest.raises(UploadRefused):
+        storage.check_upload("org/b.csv", query, 10)  # signed for another key
+    with pytest.raises(UploadRefused, match="Content-Length"):
+        storage.check_upload("org/a.csv", query, None)
+    other = FolderStorage(tmp_path, signing_key="o" * 32, base_url="http://app.test")
+    with pytest.raises(UploadRefused):
+        other.check_upload("org/a.csv", query, 10)  # another stack's key
+    expired = storage.upload_url("org/a.csv", expires=-1)
+    assert expired is not None
+    with pytest.raises(UploadRefused, match="expired"):
+        storage.check_upload("org/a.csv", dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(expired).query)), 10)
 
 
 def test_storage_from_env(tmp_path):

@@ -12,6 +12,12 @@ Supported publish API: `POST /v2/publish/{url}` with `Upstash-Deduplication-Id`,
 `Upstash-Failure-Callback-Forward-*`. Queues, URL groups, schedules and success
 callbacks are not implemented.
 
+Like QStash, it keeps what it accepted: with a `store` file (the local stack's
+`LOCAL_DATA_DIR/qstash.sqlite3`), every message, its retry state and due time, and every
+deduplication id are written before the publish is answered, and delivered by the next
+process that opens the store if this one dies. Processes sharing a store claim each message
+before delivering it (see QueueStore), so one queue is never delivered twice at once.
+
 Fault injection (`faults="duplicate=0.5,lose_response=0.2,error=0.1,delay_ms=0-300,
 publish_error=0.1,seed=7"`) exercises the at-least-once contract. Injected faults never
 count against a message's retry budget, so a run with faults alone always ends in
@@ -19,21 +25,24 @@ delivery; only real endpoint failures consume retries.
 """
 
 import base64
+import contextlib
 import dataclasses
 import email.utils
 import hashlib
-import heapq
-import itertools
 import json
 import logging
 import math
+import os
 import random
 import re
 import secrets
+import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,6 +55,9 @@ SIGNATURE_LIFETIME = 300  # seconds, as real QStash
 RETRY_AFTER_HEADERS = ("Retry-After", "X-RateLimit-Reset", "X-RateLimit-Reset-Requests", "X-RateLimit-Reset-Tokens")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
+DEDUP_SECONDS = 86400.0  # how long a deduplication id is remembered (the store prunes older ones)
+LEASE_MARGIN = 10.0  # a claim outlives its delivery's timeout by this much
+POLL_SECONDS = 0.1  # how often the scheduler looks for messages other processes stored
 
 
 def parse_duration(text: str) -> float:
@@ -186,8 +198,193 @@ def retry_after(headers: httpx.Headers) -> float | None:
     return None
 
 
+class QueueStore:
+    """The queue's messages, deduplication ids and claims, in SQLite: in memory (path None),
+    or in a file that survives the process (the local stack's `LOCAL_DATA_DIR/qstash.sqlite3`).
+
+    Several processes may open one file: a message is delivered by whoever claims it, and a
+    claim holds until its owner releases it, its lease runs out, or its owner's process is
+    gone (a crash), so two processes never deliver one message at the same time. Each change
+    is one SQLite transaction (WAL journal): a publish is answered only once it is stored.
+    """
+
+    SCHEMA = """
+    create table if not exists messages (
+        seq integer primary key autoincrement,
+        id text not null unique,
+        due real not null,
+        data text not null,
+        state text not null default 'pending',
+        owner text,
+        owner_pid integer,
+        lease_until real
+    );
+    create index if not exists messages_due on messages (state, due, seq);
+    create table if not exists dedup (id text primary key, message_id text not null, at real not null);
+    """
+
+    def __init__(self, path: Path | None = None, *, dedup_seconds: float = DEDUP_SECONDS) -> None:
+        self.path = path
+        self.owner = new_id("owner")
+        self._lock = threading.Lock()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            ":memory:" if path is None else str(path), timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._db.create_function("alive", 1, _pid_alive, deterministic=False)
+        with self._lock:
+            if path is not None:
+                self._db.execute("pragma journal_mode = wal")
+                # WAL with synchronous=normal loses nothing when a process dies (the OS keeps
+                # its writes); only a power cut may lose the last transactions.
+                self._db.execute("pragma synchronous = normal")
+            self._db.executescript(self.SCHEMA)
+        with self._transaction() as db:
+            db.execute("delete from dedup where at < ?", (time.time() - dedup_seconds,))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("begin immediate")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+            self._db.execute("commit")
+
+    def add(self, msg: Message, due: float, dedup_id: str | None) -> str | None:
+        """Store `msg`, due at `due`; the id of the message already stored under `dedup_id`
+        instead, if any (then nothing is stored)."""
+        with self._transaction() as db:
+            if dedup_id is not None:
+                found = db.execute("select message_id from dedup where id = ?", (dedup_id,)).fetchone()
+                if found is not None:
+                    return str(found[0])
+                db.execute("insert into dedup (id, message_id, at) values (?, ?, ?)", (dedup_id, msg.id, time.time()))
+            db.execute("insert into messages (id, due, data) values (?, ?, ?)", (msg.id, due, _dump(msg)))
+        return None
+
+    def claim(self) -> Message | None:
+        """The next due message nobody holds, now held by this store's owner for the time
+        its delivery may take (its timeout) plus LEASE_MARGIN."""
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute(
+                "select seq, data from messages where state = 'pending' and due <= ?"
+                " and (owner is null or lease_until < ? or not alive(owner_pid)) order by due, seq limit 1",
+                (now, now),
+            ).fetchone()
+            if row is None:
+                return None
+            msg = _load(row[1])
+            db.execute(
+                "update messages set owner = ?, owner_pid = ?, lease_until = ? where seq = ?",
+                (self.owner, os.getpid(), now + msg.timeout + LEASE_MARGIN, row[0]),
+            )
+        return msg
+
+    def unclaim(self, msg: Message) -> None:
+        """Let go of `msg` untouched (claimed, then not delivered after all)."""
+        with self._transaction() as db:
+            db.execute(
+                "update messages set owner = null, owner_pid = null, lease_until = null where id = ? and owner = ?",
+                (msg.id, self.owner),
+            )
+
+    def next_due(self) -> float | None:
+        """When the next message may be claimed (a held one: when its lease runs out)."""
+        with self._lock:
+            row = self._db.execute(
+                "select min(case when owner is null or not alive(owner_pid) then due else max(due, lease_until) end)"
+                " from messages where state = 'pending'"
+            ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def done(self, msg: Message) -> None:
+        with self._transaction() as db:
+            db.execute("delete from messages where id = ? and owner = ?", (msg.id, self.owner))
+
+    def retry(self, msg: Message, due: float) -> None:
+        """Release `msg` (its retry counts updated) for another attempt at `due`."""
+        with self._transaction() as db:
+            db.execute(
+                "update messages set data = ?, due = ?, owner = null, owner_pid = null, lease_until = null"
+                " where id = ? and owner = ?",
+                (_dump(msg), due, msg.id, self.owner),
+            )
+
+    def dead(self, msg: Message, callback: Message | None, due: float) -> int:
+        """Dead-letter `msg` and store its failure callback (due at `due`) in one transaction;
+        how many dead letters the store now holds."""
+        with self._transaction() as db:
+            db.execute(
+                "update messages set data = ?, state = 'dead', owner = null, owner_pid = null where id = ?",
+                (_dump(msg), msg.id),
+            )
+            if callback is not None:
+                db.execute("insert into messages (id, due, data) values (?, ?, ?)", (callback.id, due, _dump(callback)))
+            row = db.execute("select count(*) from messages where state = 'dead'").fetchone()
+        return int(row[0])
+
+    def release(self) -> None:
+        """Let go of every message this store's owner holds (when stopping)."""
+        with self._transaction() as db:
+            db.execute(
+                "update messages set owner = null, owner_pid = null, lease_until = null where owner = ?", (self.owner,)
+            )
+
+    def pending(self) -> int:
+        """Messages waiting or being delivered, by any process."""
+        with self._lock:
+            row = self._db.execute("select count(*) from messages where state = 'pending'").fetchone()
+        return int(row[0])
+
+    def dead_letters(self) -> list[Message]:
+        with self._lock:
+            rows = self._db.execute("select data from messages where state = 'dead' order by seq").fetchall()
+        return [_load(r[0]) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _dump(msg: Message) -> str:
+    data = dataclasses.asdict(msg)
+    data["body"] = base64.b64encode(msg.body).decode()
+    return json.dumps(data)
+
+
+def _load(text: str) -> Message:
+    data = json.loads(text)
+    data["body"] = base64.b64decode(data["body"])
+    return Message(**data)
+
+
 class LocalQStash:
-    """Publish API plus a delivery scheduler (heap by due time, small thread pool)."""
+    """Publish API plus a delivery scheduler over a QueueStore (small thread pool).
+
+    `store`: the path of the queue's file (LOCAL_DATA_DIR/qstash.sqlite3 on the local stack),
+    kept across restarts and shared by the processes that open it; None keeps the queue in
+    memory, for this process's life. `app_url`: the public base URL of the app (APP_URL); a
+    destination under it is stored as a path and delivered to the `app_url` of whichever
+    process delivers it, as real QStash keeps delivering to a deployment's URL whatever
+    runs behind it (a stack restarted on another port still gets its messages).
+    """
 
     def __init__(
         self,
@@ -204,6 +401,8 @@ class LocalQStash:
         default_retries: int = 3,
         delivery_timeout: float = 30.0,
         workers: int = 8,
+        store: Path | None = None,
+        app_url: str | None = None,
     ) -> None:
         if sign_with not in ("current", "next"):
             raise ValueError("sign_with must be 'current' or 'next'")
@@ -216,20 +415,25 @@ class LocalQStash:
         self.delivery_timeout = delivery_timeout
         self.workers = workers
         self.stats = Stats()
-        self.dead_letters: list[Message] = []
+        self.store_path = store
+        self.app_url = app_url.rstrip("/") if app_url else None
         self._rng = random.Random(self.faults.seed)
-        self._cond = threading.Condition()  # guards the heap, counters, stats and RNG
-        self._heap: list[tuple[float, int, Message]] = []
-        self._seq = itertools.count()  # tie-breaker so equal due times keep publish order
+        self._cond = threading.Condition()  # guards the counters, stats, flags and RNG
         self._inflight = 0
-        self._dedup: dict[str, str] = {}  # deduplication id -> message id, for the process life
+        self._wake = False  # a message was stored since the scheduler last looked
         self._stopping = False
         self._paused = False
         self.base_url = ""
 
+    @property
+    def dead_letters(self) -> list[Message]:
+        """The messages given up on (kept in the store, as QStash's dead-letter queue)."""
+        return self._store.dead_letters()
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> str:
+        self._store = QueueStore(self.store_path)
         self._http = httpx.Client()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="qstash-deliver")
         self._server = ThreadingHTTPServer((self.host, self.port), _PublishHandler)
@@ -246,15 +450,21 @@ class LocalQStash:
         return self.base_url
 
     def stop(self) -> None:
+        """Stop delivering (the deliveries under way end first), then stop taking publishes.
+        What is stored stays for the next start on the same store. Stopping twice is fine."""
         with self._cond:
+            if self._stopping:
+                return
             self._stopping = True
             self._cond.notify_all()
+        self._threads[1].join()
+        self._pool.shutdown(wait=True)
         self._server.shutdown()
         self._server.server_close()
-        for thread in self._threads:
-            thread.join()
-        self._pool.shutdown(wait=True)
+        self._threads[0].join()
         self._http.close()
+        self._store.release()
+        self._store.close()
         log.info("action=stop stats=%s", self.stats)
 
     def pause(self, timeout: float | None = None) -> bool:
@@ -272,8 +482,17 @@ class LocalQStash:
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """True once no message is waiting (delayed ones included) or being delivered."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._heap and not self._inflight, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._cond:
+                busy = self._inflight > 0
+            if not busy and not self._store.pending():
+                return True
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            with self._cond:
+                self._cond.wait(POLL_SECONDS if left is None else min(POLL_SECONDS, left))
 
     def __enter__(self) -> "LocalQStash":
         self.start()
@@ -328,16 +547,19 @@ class LocalQStash:
             # Real QStash hashes destination, body and the headers that reach the endpoint.
             content = json.dumps([destination, body.decode("latin-1"), sorted(forward.items())])
             dedup_id = hashlib.sha256(content.encode()).hexdigest()
+        if self.app_url and destination.startswith(self.app_url + "/"):
+            msg.url = destination[len(self.app_url) :]  # delivered to the app_url of the day
+        if self.app_url and msg.failure_callback and msg.failure_callback.startswith(self.app_url + "/"):
+            msg.failure_callback = msg.failure_callback[len(self.app_url) :]
+        existing = self._store.add(msg, self._jitter(due), dedup_id)
         with self._cond:
-            if dedup_id is not None and dedup_id in self._dedup:
+            if existing is not None:
                 self.stats.deduplicated += 1
-                existing = self._dedup[dedup_id]
                 log.info("action=deduplicated message_id=%s dedup_id=%s", existing, dedup_id)
                 return 202, {"messageId": existing, "url": destination, "deduplicated": True}
-            if dedup_id is not None:
-                self._dedup[dedup_id] = msg.id
             self.stats.published += 1
-            self._schedule(msg, due)
+            self._wake = True
+            self._cond.notify_all()
         log.info("action=publish message_id=%s url=%s delay=%.3f", msg.id, msg.url, due - now)
         return 201, {"messageId": msg.id, "url": destination}
 
@@ -347,27 +569,58 @@ class LocalQStash:
         # No draw when a fault is off, so a seed replays the same faults for the same traffic.
         return p > 0 and self._rng.random() < p
 
-    def _schedule(self, msg: Message, due: float) -> None:
-        """Queue an attempt at `due` (caller holds the lock); delay_ms faults reorder messages."""
+    def _jitter(self, due: float) -> float:
+        """`due`, plus the delay_ms fault (which also reorders messages)."""
         low, high = self.faults.delay_ms
         if high > 0:
-            due += self._rng.uniform(low, high) / 1000
-        heapq.heappush(self._heap, (due, next(self._seq), msg))
-        self._cond.notify_all()
+            with self._cond:
+                due += self._rng.uniform(low, high) / 1000
+        return due
+
+    def _schedule(self, msg: Message, due: float) -> None:
+        """Release a message this process holds for another attempt at `due`."""
+        self._store.retry(msg, self._jitter(due))
+        with self._cond:
+            self._wake = True
+            self._cond.notify_all()
+
+    def _resolve(self, url: str) -> str:
+        """The URL to deliver to: a stored path is under this process's app_url."""
+        return (self.app_url or "") + url if url.startswith("/") else url
+
+    def _held(self) -> bool:
+        """Whether deliveries are held (caller holds the lock)."""
+        return self._paused or self._stopping
 
     def _schedule_loop(self) -> None:
-        with self._cond:
-            while not self._stopping:
-                if not self._heap or self._paused:
-                    self._cond.wait()
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                if self._paused or self._inflight >= self.workers:
+                    self._cond.wait(POLL_SECONDS)
                     continue
-                wait = self._heap[0][0] - time.time()
-                if wait > 0:
+                self._wake = False
+            try:
+                msg = self._store.claim()
+            except sqlite3.Error:
+                log.exception("action=claim_failed")
+                msg = None
+            if msg is not None:
+                with self._cond:
+                    held = self._held()  # paused (or stopped) while it was being claimed
+                    if not held:
+                        self._inflight += 1
+                if held:
+                    self._store.unclaim(msg)
+                else:
+                    self._pool.submit(self._attempt, msg)
+                continue
+            due = self._store.next_due()
+            wait = POLL_SECONDS if due is None else min(POLL_SECONDS, max(0.0, due - time.time()))
+            with self._cond:
+                if not (self._wake or self._stopping):
                     self._cond.wait(wait)
-                    continue
-                _, _, msg = heapq.heappop(self._heap)
-                self._inflight += 1
-                self._pool.submit(self._attempt, msg)
 
     # -- delivery --------------------------------------------------------------------------
 
@@ -388,6 +641,7 @@ class LocalQStash:
             else:
                 outcomes = [self._send(msg)]
             if any(o.ok for o in outcomes):
+                self._store.done(msg)
                 with self._cond:
                     self.stats.delivered += 1
                 log.info("action=delivered message_id=%s retried=%d", msg.id, msg.retried)
@@ -410,15 +664,16 @@ class LocalQStash:
                 log.warning("action=fault_error message_id=%s", msg.id)
                 return Outcome(ok=False, status=500, body=b"injected error", injected=True)
             lose = self._chance(self.faults.lose_response)
+        url = self._resolve(msg.url)
         headers = {
             **msg.headers,
             "User-Agent": "Upstash-QStash",
             "Upstash-Message-Id": msg.id,
             "Upstash-Retried": str(msg.retried),
-            "Upstash-Signature": sign(self.signing_key, msg.url, msg.body),
+            "Upstash-Signature": sign(self.signing_key, url, msg.body),
         }
         try:
-            resp = self._http.request(msg.method, msg.url, content=msg.body, headers=headers, timeout=msg.timeout)
+            resp = self._http.request(msg.method, url, content=msg.body, headers=headers, timeout=msg.timeout)
         except Exception as exc:  # refused, timed out, bad URL...: all a failed attempt, as for QStash
             with self._cond:
                 self.stats.deliveries += 1
@@ -428,7 +683,7 @@ class LocalQStash:
             self.stats.deliveries += 1
             if lose:
                 self.stats.injected += 1
-        log.info("action=deliver message_id=%s status=%d url=%s", msg.id, resp.status_code, msg.url)
+        log.info("action=deliver message_id=%s status=%d url=%s", msg.id, resp.status_code, url)
         if lose:
             log.warning("action=fault_lose_response message_id=%s", msg.id)
             return Outcome(ok=False, status=resp.status_code, injected=True)
@@ -444,40 +699,41 @@ class LocalQStash:
         )
 
     def _after_failure(self, msg: Message, out: Outcome) -> None:
+        msg.retried += 1
+        if out.injected:  # faults are free: retry soon, without touching the budget
+            self._schedule(msg, time.time() + self.retry_base)
+            return
         with self._cond:
-            msg.retried += 1
-            if out.injected:  # faults are free: retry soon, without touching the budget
-                self._schedule(msg, time.time() + self.retry_base)
-                return
             self.stats.failures += 1
-            if out.non_retryable or msg.charged >= msg.max_retries:
-                self._give_up(msg, out)
-                return
-            # Like real QStash, a Retry-After beyond the backoff cap falls back to the backoff.
-            delay = backoff(msg.charged, self.retry_base, self.retry_cap)
-            if out.retry_after is not None and out.retry_after <= self.retry_cap:
-                delay = out.retry_after
-            msg.charged += 1
-            self._schedule(msg, time.time() + delay)
+        if out.non_retryable or msg.charged >= msg.max_retries:
+            self._give_up(msg, out)
+            return
+        # Like real QStash, a Retry-After beyond the backoff cap falls back to the backoff.
+        delay = backoff(msg.charged, self.retry_base, self.retry_cap)
+        if out.retry_after is not None and out.retry_after <= self.retry_cap:
+            delay = out.retry_after
+        msg.charged += 1
+        self._schedule(msg, time.time() + delay)
         log.info("action=retry message_id=%s status=%d in=%.3fs", msg.id, out.status, delay)
 
     def _give_up(self, msg: Message, out: Outcome) -> None:
-        """Dead-letter `msg` and enqueue its failure callback (caller holds the lock)."""
-        self.stats.dead += 1
-        self.dead_letters.append(msg)
+        """Dead-letter `msg` and enqueue its failure callback."""
+        with self._cond:
+            self.stats.dead += 1
         log.warning("action=give_up message_id=%s status=%d retried=%d", msg.id, out.status, msg.charged)
-        if not msg.failure_callback or msg.is_callback:
-            return
         now = time.time()
+        if not msg.failure_callback or msg.is_callback:
+            self._store.dead(msg, None, now)
+            return
         body = {
             "status": out.status,
             "header": out.headers,
             "body": base64.b64encode(out.body).decode(),
             "retried": msg.charged,
             "maxRetries": msg.max_retries,
-            "dlqId": f"{int(now * 1000)}-{len(self.dead_letters)}",
+            "dlqId": f"{int(now * 1000)}-{msg.id}",
             "sourceMessageId": msg.id,
-            "url": msg.url,
+            "url": self._resolve(msg.url),
             "method": msg.method,
             "sourceHeader": {k: [v] for k, v in msg.headers.items()},
             "sourceBody": base64.b64encode(msg.body).decode(),
@@ -497,8 +753,11 @@ class LocalQStash:
             not_before=int(now * 1000),
             caller_ip=msg.caller_ip,
         )
-        self.stats.callbacks += 1
-        self._schedule(callback, now)
+        self._store.dead(msg, callback, self._jitter(now))
+        with self._cond:
+            self.stats.callbacks += 1
+            self._wake = True
+            self._cond.notify_all()
         log.info("action=failure_callback message_id=%s source=%s", callback.id, msg.id)
 
 

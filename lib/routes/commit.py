@@ -78,5 +78,6 @@ def revert(job_id: str) -> Any:
     query()
     json_body()
     load_job(job_id)
-    job = manager.revert_job(connection(), job_id, services().publish)
+    svc = services()
+    job = manager.revert_job(connection(), job_id, svc.publish, retention_days=svc.settings.staged_retention_days)
     return jsonify(job=job_view(job)), 202

@@ -35,8 +35,10 @@ update import_jobs set
   updated_rows = updated_rows + %(updated_rows)s,
   skipped_rows = skipped_rows + %(skipped_rows)s,
   reverted_rows = reverted_rows + %(reverted_rows)s,
+  restored_rows = restored_rows + %(restored_rows)s,
   error_counts = import_add_counts(error_counts, %(error_counts)s),
   warning_counts = import_add_counts(warning_counts, %(warning_counts)s),
+  kept_counts = import_add_counts(kept_counts, %(kept_counts)s),
   estimated_total_rows = coalesce(%(estimated_total_rows)s, estimated_total_rows),
   heartbeat_at = now(),
   updated_at = now()
@@ -59,7 +61,8 @@ update import_jobs set
   phase = 'parse', slice_no = 0, slices_done = 0, parse_cursor = 0, commit_cursor = 0,
   revert_cursor = 0, total_rows = 0, estimated_total_rows = null, valid_rows = 0,
   invalid_rows = 0, duplicate_rows = 0, inserted_rows = 0, updated_rows = 0,
-  skipped_rows = 0, reverted_rows = 0, error_counts = '{}', warning_counts = '{}',
+  skipped_rows = 0, reverted_rows = 0, restored_rows = 0, error_counts = '{}', warning_counts = '{}',
+  kept_counts = '{}',
   parse_finished_at = null
 where id = %(id)s
 

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import jwt
 import psycopg
@@ -43,13 +43,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from jsonschema import Draft202012Validator
+from werkzeug.test import Client
 
 from lib import db
 from lib.app import create_app
 from lib.auth import mint_token
 from lib.local.qstash_server import sign
+from lib.local.site import Site
 from lib.local.stack import LOCAL_MEMBERS, LOCAL_ORG, LocalStack
 from lib.routes.openapi import DOCUMENT
+from lib.storage import UPLOAD_PATH, FolderStorage, storage_from_env
 from tests.helpers import (
     LEAD_HEADER,
     Api,
@@ -452,6 +455,75 @@ def test_fuzz_signed_routes_refuse_what_qstash_did_not_sign(world: World, path: 
 
     run()
     print(f"fuzz {path}: {sent} requests in {time.monotonic() - started:.1f} s")
+    assert sent >= EXAMPLES
+
+
+# -- the local stack's signed upload URLs (lib/local/site.py) ------------------------------------------
+
+
+def test_fuzz_signed_upload_urls_refuse_what_they_do_not_sign(world: World) -> None:
+    """The folder storage's PUT URLs (the local stand-in for Supabase Storage's presigned
+    ones): unsigned, tampered, expired, for another key, or over their bound, each is a JSON
+    4xx and not a byte is stored."""
+    env, root = world.stack.env, world.stack.settings.local_data_dir
+    storage = storage_from_env(env, root)
+    assert isinstance(storage, FolderStorage) and storage.signing_key
+    small = FolderStorage(storage.root, signing_key=storage.signing_key, base_url=storage.base_url, max_bytes=10)
+    client = Client(Site(world.app, storage))
+    pending = world.conn.execute("select storage_path from import_jobs where id = %s", (world.jobs["pending"],))
+    keys = [pending.fetchone()["storage_path"], f"{LOCAL_ORG}/{uuid.uuid4()}/upload.csv"]
+    sent = 0
+    started = time.monotonic()
+
+    def signed(url: str | None) -> tuple[str, dict[str, str]]:
+        assert url is not None
+        parts = urlsplit(url)
+        return unquote(parts.path[len(UPLOAD_PATH) :]), dict(parse_qsl(parts.query))
+
+    @FUZZ
+    @given(
+        key=st.sampled_from(keys) | st.sampled_from(["../x", "a/../../b", "", "/abs", "x\x00y"]) | NASTY,
+        forgery=st.sampled_from(
+            ["unsigned", "garbage", "other_key", "expired", "raised_bound", "over_bound", "missing", "not_numbers"]
+        ),
+        content=st.binary(min_size=0, max_size=64),
+        method=st.sampled_from(["PUT"] * 6 + ["POST", "GET", "DELETE"]),
+        extra=st.dictionaries(st.sampled_from(["expires", "max_bytes", "signature", "x"]), NASTY, max_size=2),
+    )
+    def run(key: str, forgery: str, content: bytes, method: str, extra: dict[str, str]) -> None:
+        nonlocal sent
+        real = key if key in keys else keys[1]
+        _, query = signed(storage.upload_url(real))
+        if forgery == "unsigned":
+            query = {}
+        elif forgery == "garbage":
+            query["signature"] = "0" * 64
+        elif forgery == "other_key":  # a URL signed for another key, sent to this one
+            _, query = signed(storage.upload_url(f"{LOCAL_ORG}/{uuid.uuid4()}/upload.csv"))
+        elif forgery == "expired":
+            _, query = signed(storage.upload_url(real, expires=-60))
+        elif forgery == "raised_bound":
+            query["max_bytes"] = str(int(query["max_bytes"]) * 2)
+        elif forgery == "over_bound":  # a real signature whose bound the body exceeds
+            _, query = signed(small.upload_url(real))
+            content = content.ljust(11, b"x")
+        elif forgery == "missing":
+            query.pop(sorted(query)[len(content) % 3])
+        else:
+            query["expires"] = "soon"
+        if forgery != "over_bound" and key == real:  # the only change that could still be a valid URL
+            query = {**query, **{k: v for k, v in extra.items() if k == "x"}}
+        before = world.state()
+        path = UPLOAD_PATH + quote(key, safe="/", errors="surrogatepass")
+        response = client.open(path, method=method, query_string=urlencode(query, errors="surrogatepass"), data=content)
+        sent += 1
+        assert 400 <= response.status_code < 500, (forgery, key, response.status_code, response.get_data()[:300])
+        assert response.mimetype == "application/json", response.get_data()[:300]
+        assert set(json.loads(response.get_data())) >= {"error", "message"}
+        assert world.state() == before
+
+    run()
+    print(f"fuzz PUT {UPLOAD_PATH}<key>: {sent} requests in {time.monotonic() - started:.1f} s")
     assert sent >= EXAMPLES
 
 

@@ -123,7 +123,13 @@ SCHEMAS: dict[str, Any] = {
                     "fixed_rows",
                     "excluded_rows",
                     "dropped_fixes",
+                    "restored_rows",
                 )
+            },
+            "kept_counts": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+                "description": "A revert's leads kept, by reason (changed_since, matched_later)",
             },
             "mapping_source": {
                 "type": "string",
@@ -339,7 +345,10 @@ PATHS: dict[str, Any] = {
                         "properties": {"job": _ref("Job"), "upload_url": _nullable("string")},
                         "required": ["job", "upload_url"],
                     },
-                    "Created (pending); upload_url is null on the local stack's folder storage",
+                    (
+                        "Created (pending). upload_url: a signed PUT URL for the file's bytes (S3's presigned one, or "
+                        "the local stack's for its folder storage); null when the storage has none"
+                    ),
                 ),
                 **_errors(400, 403, 413, 415),
             },

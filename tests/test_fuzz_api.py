@@ -66,7 +66,7 @@ from tests.helpers import (
 )
 from tests.workbooks import write_xlsx
 
-# About 3.5 minutes of one core at 200 examples: marked slow, so CI runs it once (on the
+# About 3 minutes at 200 examples (29 tests): marked slow, so CI runs it once (on the
 # embedded Postgres), not again in its `-m 'not slow'` run against the server.
 pytestmark = pytest.mark.slow
 

@@ -1,5 +1,6 @@
 """One request contract (docs/ARCHITECTURE.md "One request contract"): one test per thing a
-new user saw go wrong. Every refusal is a JSON 4xx that changes nothing.
+new user saw go wrong. Every refusal is a JSON 4xx that changes nothing; the last test holds
+the routes added beside the contract (rows, members, config, mappings, sheet) to it too.
 
 1. an unreadable commit body silently became the default settings;
 2. 500 HTML pages (a NUL in file_name, organization_id as a list or an object, deeply nested JSON);
@@ -351,3 +352,57 @@ def test_6_blanks_then_a_formula_are_neutralized(stack: LocalStack) -> None:
     read_back = [cell for line in table for cell in line]
     assert [line[2] for line in table[1:]] == ["'" + c for c in cells]
     assert not any(evaluated(cell) for cell in read_back)
+
+
+# -- the routes added beside this contract (rows, members, config, mappings, sheet) keep it too -------
+
+
+def test_the_later_routes_refuse_what_the_contract_refuses_and_change_nothing(
+    api: Api, conn: Any, stack: LocalStack, ready_job: str, tmp_path: Path
+) -> None:
+    completed = api.import_file(conn, write_csv(tmp_path / "done.csv", LEAD_HEADER, lead_rows(range(50, 60))))
+    saved = "select id from remembered_mappings where job_id = %s"
+    mapping = str(conn.execute(saved, (completed["id"],)).fetchone()["id"])  # the commit remembered its mapping
+    fixes = "select * from staged_row_fixes order by job_id, row_no"
+    mappings = "select * from remembered_mappings order by id"
+
+    def world() -> Any:
+        return jobs_and_files(conn, stack), conn.execute(fixes).fetchall(), conn.execute(mappings).fetchall()
+
+    before = world()
+    row = f"/api/jobs/{ready_job}/rows/1"
+    email = LEAD_HEADER[0]
+    # Bodies: what no database stores is a 400 naming the field (these were 500s), never read as {}.
+    for body, field in (
+        ({"cells": {email: "a\ud800@b.fr"}}, "cells['E-mail']"),
+        ({"extra_cells": ["ok", "\udfff"]}, "extra_cells[1]"),
+        ({"cells": {email: "x" * 40_000}}, "cells['E-mail']"),
+        ({"cells": {email: 3}}, "cells['E-mail']"),
+        ({"excluded": "true"}, "excluded"),
+        ({"cells": {}, "note": "x"}, "'note'"),
+    ):
+        status, reply = api.call("PATCH", row, body)
+        assert status == 400 and field in reply["message"], (body, reply)
+    for path, method in ((row, "PATCH"), (f"/api/jobs/{ready_job}/mapping/automatic", "POST"),
+                         (f"/api/mappings/{mapping}", "DELETE"), (f"/api/jobs/{ready_job}/sheet", "PUT")):  # fmt: skip
+        r = raw(api, method, path, b'{"excluded": true}', "text/plain")
+        assert r.status_code == 415 and r.headers["content-type"] == "application/json", (path, r.text)
+    # DELETE and automatic take no body: a body is refused, and the mapping is not forgotten.
+    status, reply = api.call("DELETE", f"/api/mappings/{mapping}", {"force": True})
+    assert status == 400 and "'force'" in reply["message"], reply
+    status, reply = api.call("PUT", f"/api/jobs/{ready_job}/sheet", {"sheet": "Leads\x00"})
+    assert status == 400 and "sheet" in reply["message"], reply
+    # Query parameters nobody takes are refused, as on every other route (these were ignored).
+    for path in (f"{row}?x=1", f"/api/organizations/{LOCAL_ORG}/members?_=1", "/api/config?debug=1",
+                 "/api/mappings?limit=0", "/api/mappings?limit=5&limit=6"):  # fmt: skip
+        r = raw(api, "GET", path, b"", None)
+        assert r.status_code == 400 and r.headers["content-type"] == "application/json", (path, r.text)
+    assert world() == before
+    # The organization's id in another case is the same organization.
+    status, reply = api.call("GET", f"/api/organizations/{str(LOCAL_ORG).upper()}/members")
+    assert status == 200 and reply["members"], reply
+    # And good requests still work.
+    status, reply = api.call("PATCH", row, {"cells": {email: " corrige@exemple.fr\n"}})
+    assert status == 200 and reply["job"]["fixed_rows"] == 1, reply
+    status, reply = api.call("DELETE", f"/api/mappings/{mapping}")
+    assert (status, reply) == (200, {"deleted": mapping})

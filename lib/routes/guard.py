@@ -12,7 +12,7 @@ from or written to the database.
   otherwise), parse as JSON (400, a nesting too deep included) and be an object whose keys
   are all in `keys` (400 naming the others).
 - `query(names)`: 400 for a query parameter the view does not take, or one given twice.
-- `flag`, `text`, `int_arg`, `org_from`: one value each, 400 naming it when its type or
+- `flag`, `text`, `cell`, `int_arg`, `org_from`: one value each, 400 naming it when its type or
   range is wrong.
 """
 
@@ -137,6 +137,19 @@ def text(value: Any, name: str, *, max_length: int) -> str:
         raise BadRequest(f"{name} is {len(value)} characters long; at most {max_length} are allowed")
     if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
         raise BadRequest(f"{name} must not hold control characters")
+    return value
+
+
+def cell(value: Any, name: str, *, max_length: int = 32_767) -> str:
+    """A spreadsheet cell's value as typed: kept as sent (blanks and line breaks included),
+    but a string, at most `max_length` characters (Excel's own cell limit), and without NUL
+    or lone surrogates, which no database can store."""
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string, not {_json_type(value)}")
+    if len(value) > max_length:
+        raise BadRequest(f"{name} is {len(value)} characters long; at most {max_length} are allowed")
+    if "\x00" in value or any(unicodedata.category(c) == "Cs" for c in value):
+        raise BadRequest(f"{name} must not hold a NUL character or a lone surrogate")
     return value
 
 

@@ -32,8 +32,8 @@ PAGE, MAX_PAGE = 50, 200
 def list_mappings() -> Any:
     """The organization's remembered mappings, most recently saved first."""
     query(("organization_id", "limit"))
-    org = org_from(request.args.get("organization_id"))
     limit = int_arg("limit", PAGE, minimum=1, maximum=MAX_PAGE)
+    org = org_from(request.args.get("organization_id") or None)
     conn = connection()
     rows = conn.execute(queries()["list_remembered_mappings"], {"org": org, "limit": limit}).fetchall()
     return jsonify(mappings=[remembered.view(conn, r) for r in rows])
@@ -42,6 +42,8 @@ def list_mappings() -> Any:
 @bp.delete("/mappings/<mapping_id>")
 def delete_mapping(mapping_id: str) -> Any:
     """Forget a remembered mapping: later files of its header get the automatic mapping."""
+    query()
+    json_body()
     row = _load_mapping(mapping_id)
     connection().execute(queries()["delete_remembered_mapping"], {"id": row["id"], "org": row["organization_id"]})
     return jsonify(deleted=str(row["id"]))
@@ -50,8 +52,8 @@ def delete_mapping(mapping_id: str) -> Any:
 @bp.post("/jobs/<job_id>/mapping/automatic")
 def back_to_automatic(job_id: str) -> Any:
     """A ready job goes back to the automatic mapping of its header (the file is parsed again)."""
-    if json_body():
-        raise BadRequest("this request takes no body")
+    query()
+    json_body()
     job = load_job(job_id)
     if job["status"] != Status.READY:
         raise IllegalTransition(f"the mapping can be changed only while the job is ready; it is {job['status']}")

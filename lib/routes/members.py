@@ -7,13 +7,14 @@ an organization the user is not a member of, exactly as for one that does not ex
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask import Blueprint, jsonify
 
 from lib.db import queries
 from lib.errors import OrganizationNotFound
-from lib.routes.guard import authenticate, user_orgs
+from lib.routes.guard import authenticate, query, user_orgs
 from lib.services import connection
 
 bp = Blueprint("members", __name__, url_prefix="/api/organizations")
@@ -22,6 +23,11 @@ bp.before_request(authenticate)
 
 @bp.get("/<org_id>/members")
 def members(org_id: str) -> Any:
+    query()
+    try:
+        org_id = str(uuid.UUID(org_id))  # the canonical form, as user_orgs() names them
+    except ValueError:
+        raise OrganizationNotFound() from None
     if org_id not in user_orgs():  # ids the user's memberships hold: no other value reaches SQL
         raise OrganizationNotFound()
     rows = connection().execute(queries()["list_members"], {"org": org_id}).fetchall()

@@ -9,6 +9,7 @@ The QStash and cron endpoints are not the frontend's: they are left out.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, jsonify
@@ -119,8 +120,26 @@ SCHEMAS: dict[str, Any] = {
                     "slices_done",
                     "rows_done",
                     "rows_expected",
+                    "fixed_rows",
+                    "excluded_rows",
+                    "dropped_fixes",
+                    "restored_rows",
                 )
             },
+            "kept_counts": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+                "description": "A revert's leads kept, by reason (changed_since, matched_later)",
+            },
+            "mapping_source": {
+                "type": "string",
+                "enum": ["automatic", "remembered", "edited"],
+                "description": "Where the mapping came from",
+            },
+            "remembered_mapping_id": _nullable("string", description="The remembered mapping it came from"),
+            "commit_defaults": {"type": "object", "description": "The commit settings the review offers"},
+            "workbook": _nullable("object", description="A workbook's facts: name, type, size, sha256, sheets, state"),
+            "activity": _nullable("string", description="A step without row progress, e.g. reading the workbook"),
             "error_counts": {"type": "object", "additionalProperties": {"type": "integer"}},
             "warning_counts": {"type": "object", "additionalProperties": {"type": "integer"}},
             "error_message": _nullable("string"),
@@ -150,6 +169,12 @@ SCHEMAS: dict[str, Any] = {
             },
             "organization_id": {"type": "string", "format": "uuid"},
             "region": {"type": "string", "pattern": "^[A-Za-z]{2}$", "description": "Phones' default country (FR)"},
+            "sheet": _nullable("string", minLength=1, maxLength=255, description="A workbook's sheet to read"),
+            "file_size": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "The file's size in bytes: a file over the limit is refused before its upload",
+            },
         },
         "required": ["file_name"],
         "additionalProperties": False,
@@ -185,6 +210,84 @@ SCHEMAS: dict[str, Any] = {
         },
         "required": ["mapping"],
         "additionalProperties": False,
+    },
+    "Sheet": {
+        "type": "object",
+        "properties": {"sheet": {"type": "string", "minLength": 1, "maxLength": 255}},
+        "required": ["sheet"],
+        "additionalProperties": False,
+    },
+    "RowFix": {
+        "type": "object",
+        "properties": {
+            "cells": {
+                "type": "object",
+                "additionalProperties": _nullable("string", maxLength=32767),
+                "description": "{header name: corrected value, or null for an empty cell}, only the cells that change",
+            },
+            "extra_cells": _nullable(
+                "array", items={"type": "string", "maxLength": 32767}, description="The cells past the header's width"
+            ),
+            "excluded": {"type": "boolean", "description": "true: leave the row out of the import"},
+        },
+        "minProperties": 1,
+        "additionalProperties": False,
+    },
+    "Row": {
+        "type": "object",
+        "properties": {
+            "row_no": {"type": "integer"},
+            "values": {"type": "object", "additionalProperties": {"type": "string"}},
+            "extra_cells": {"type": "array", "items": {"type": "string"}},
+            "valid": {"type": "boolean"},
+            "excluded": {"type": "boolean"},
+            "duplicate_of": _nullable("integer"),
+            "reasons": {"type": "array"},
+            "warnings": {"type": "array", "items": {"type": "object"}},
+            "fix": _nullable("object"),
+        },
+        "required": ["row_no", "values", "extra_cells", "valid", "excluded", "reasons", "warnings", "fix"],
+    },
+    "Member": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "email": {"type": "string"},
+            "display_name": {"type": "string"},
+            "role": {"type": "string"},
+        },
+        "required": ["id", "email", "display_name", "role"],
+    },
+    "RememberedMapping": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "organization_id": {"type": "string", "format": "uuid"},
+            "columns": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"header": {"type": "string"}, "field": _nullable("string")},
+                    "required": ["header", "field"],
+                },
+            },
+            "settings": {"type": "object"},
+            "job_id": _nullable("string"),
+            "saved_by": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+        },
+        "required": ["id", "organization_id", "columns", "settings", "job_id", "saved_by", "created_at", "updated_at"],
+    },
+    "Config": {
+        "type": "object",
+        "properties": {
+            "supabase_url": _nullable("string"),
+            "supabase_anon_key": _nullable("string"),
+            "max_file_mb": {"type": "number"},
+            "default_region": {"type": "string"},
+        },
+        "required": ["supabase_url", "supabase_anon_key", "max_file_mb", "default_region"],
     },
     "CodeCount": {
         "type": "object",
@@ -242,7 +345,10 @@ PATHS: dict[str, Any] = {
                         "properties": {"job": _ref("Job"), "upload_url": _nullable("string")},
                         "required": ["job", "upload_url"],
                     },
-                    "Created (pending); upload_url is null on the local stack's folder storage",
+                    (
+                        "Created (pending). upload_url: a signed PUT URL for the file's bytes (S3's presigned one, or "
+                        "the local stack's for its folder storage); null when the storage has none"
+                    ),
                 ),
                 **_errors(400, 403, 413, 415),
             },
@@ -350,10 +456,149 @@ PATHS: dict[str, Any] = {
             requestBody=_body(_ref("Mapping"), required=True),
         ),
     },
+    "/api/jobs/{job_id}/mapping/automatic": {
+        "post": _operation(
+            "Take a ready job back to the automatic mapping of its header, which re-parses it",
+            {**_ok(202, JOB_REPLY, "Parsing again"), **_errors(400, 404, 409, 413, 415)},
+            requestBody=NO_BODY,
+        ),
+    },
+    "/api/jobs/{job_id}/sheet": {
+        "put": _operation(
+            "Read another sheet of a ready job's workbook (the rows are read again, row fixes dropped)",
+            {
+                **_ok(
+                    202,
+                    {
+                        "type": "object",
+                        "properties": {"job": _ref("Job"), "notice": {"type": "string"}},
+                        "required": ["job", "notice"],
+                    },
+                    "Reading the sheet",
+                ),
+                **_errors(400, 404, 409, 413, 415),
+            },
+            requestBody=_body(_ref("Sheet"), required=True),
+        ),
+    },
+    "/api/jobs/{job_id}/rows/{row_no}": {
+        "get": _operation(
+            "One row of a parsed job as it stands: its cells, why it is invalid, its fix",
+            {
+                **_ok(200, {"type": "object", "properties": {"row": _ref("Row")}, "required": ["row"]}, "The row"),
+                **_errors(400, 404),
+            },
+        ),
+        "patch": _operation(
+            "Fix a row of a ready job in review: corrected cells, extra cells, or excluded",
+            {
+                **_ok(
+                    200,
+                    {
+                        "type": "object",
+                        "properties": {"row": _ref("Row"), "job": _ref("Job")},
+                        "required": ["row", "job"],
+                    },
+                    "The row as fixed, and the job with its new counts",
+                ),
+                **_errors(400, 404, 409, 413, 415),
+            },
+            requestBody=_body(_ref("RowFix"), required=True),
+        ),
+    },
+    "/api/organizations/{org_id}/members": {
+        "get": _operation(
+            "The members of one of the user's organizations, in the order they joined",
+            {
+                **_ok(
+                    200,
+                    {
+                        "type": "object",
+                        "properties": {"members": {"type": "array", "items": _ref("Member")}},
+                        "required": ["members"],
+                    },
+                    "Members",
+                ),
+                **_errors(400, 404),
+            },
+        ),
+    },
+    "/api/mappings": {
+        "get": _operation(
+            "The organization's remembered mappings, most recently saved first",
+            {
+                **_ok(
+                    200,
+                    {
+                        "type": "object",
+                        "properties": {"mappings": {"type": "array", "items": _ref("RememberedMapping")}},
+                        "required": ["mappings"],
+                    },
+                    "Remembered mappings",
+                ),
+                **_errors(400, 403),
+            },
+            parameters=[
+                ORG_QUERY,
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                },
+            ],
+        ),
+    },
+    "/api/mappings/{mapping_id}": {
+        "delete": _operation(
+            "Forget a remembered mapping: later files of its header get the automatic mapping",
+            {
+                **_ok(
+                    200,
+                    {"type": "object", "properties": {"deleted": {"type": "string"}}, "required": ["deleted"]},
+                    "Forgotten",
+                ),
+                **_errors(400, 404, 413, 415),
+            },
+            requestBody=NO_BODY,
+        ),
+    },
+    "/api/config": {
+        "get": _operation(
+            "What the import page needs before sign-in: public values only",
+            {**_ok(200, _ref("Config"), "The page's configuration"), **_errors(400)},
+            security=[],
+        ),
+    },
+}
+PATH_PARAMETERS = {
+    "job_id": JOB_ID,
+    "row_no": {
+        "name": "row_no",
+        "in": "path",
+        "required": True,
+        "description": "The row's number, as the invalid rows and errors views give it; no such row is a 404.",
+        "schema": {"type": "string"},
+    },
+    "org_id": {
+        "name": "org_id",
+        "in": "path",
+        "required": True,
+        "description": "One of the user's organizations; another one is a 404, as is anything but a UUID.",
+        "schema": {"type": "string"},
+    },
+    "mapping_id": {
+        "name": "mapping_id",
+        "in": "path",
+        "required": True,
+        "description": "A remembered mapping of the user's organizations; another one is a 404.",
+        "schema": {"type": "string"},
+    },
 }
 for _path, _item in PATHS.items():
-    if "{job_id}" in _path:
-        _item["parameters"] = [JOB_ID]
+    _names = re.findall(r"{(\w+)}", _path)
+    if _names:
+        _item["parameters"] = [PATH_PARAMETERS[n] for n in _names]
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",

@@ -21,24 +21,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, g, jsonify
 
 from lib import review, row_fixes
 from lib.db import Row, queries
 from lib.errors import BadRequest
-from lib.routes.guard import authenticate, load_job
+from lib.routes.guard import authenticate, cell, json_body, load_job, query
 from lib.services import connection, services
 from lib.views import job_view
 
 bp = Blueprint("rows", __name__, url_prefix="/api/jobs")
 bp.before_request(authenticate)
 
-FIELDS = {"cells", "extra_cells", "excluded"}
+FIELDS = ("cells", "extra_cells", "excluded")
 LOCK_WAIT = 5.0  # seconds a fix waits for the job's lock held by another change
 
 
 @bp.get("/<job_id>/rows/<row_no>")
 def show(job_id: str, row_no: str) -> Any:
+    query()
     job = load_job(job_id)
     number = _row_no(row_no)
     key = {"job": job["id"], "row": number}
@@ -51,6 +52,7 @@ def show(job_id: str, row_no: str) -> Any:
 
 @bp.patch("/<job_id>/rows/<row_no>")
 def fix(job_id: str, row_no: str) -> Any:
+    query()
     change = _change()
     load_job(job_id)
     settings = services().settings
@@ -108,24 +110,24 @@ def _row_no(value: str) -> int:
 
 
 def _change() -> row_fixes.Change:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not body:
+    """The fix a body asks for, checked whole before the job is read (guard.json_body)."""
+    body = json_body(FIELDS)
+    if not body:
         raise BadRequest('the body must be a JSON object with "cells", "extra_cells" or "excluded"')
-    if unknown := sorted(set(body) - FIELDS):
-        raise BadRequest(f"unknown field(s): {', '.join(unknown)}; a fix takes {', '.join(sorted(FIELDS))}")
     change = row_fixes.Change()
     cells = body.get("cells", {})
-    if not isinstance(cells, dict) or not all(v is None or isinstance(v, str) for v in cells.values()):
+    if not isinstance(cells, dict):
         raise BadRequest("cells must be an object of header name -> corrected value (a string, or null for empty)")
-    change.cells = {k: v or "" for k, v in cells.items()}
-    if any("\x00" in v for v in change.cells.values()):
-        raise BadRequest("a cell cannot hold a NUL character")
+    change.cells = {
+        cell(name, "a column name of cells"): "" if value is None else cell(value, f"cells[{name!r}]")
+        for name, value in cells.items()
+    }
     if "extra_cells" in body:
         extra = body["extra_cells"]
-        if extra is not None and not (isinstance(extra, list) and all(isinstance(v, str) for v in extra)):
+        if extra is not None and not isinstance(extra, list):
             raise BadRequest("extra_cells must be a list of strings, or null for the cells as read")
-        if extra and any("\x00" in v for v in extra):
-            raise BadRequest("a cell cannot hold a NUL character")
+        if extra is not None:
+            extra = [cell(v, f"extra_cells[{n}]") for n, v in enumerate(extra)]
         change.extra_cells, change.set_extra = extra, True
     if "excluded" in body:
         if not isinstance(body["excluded"], bool):

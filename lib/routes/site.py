@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from lib.routes.guard import query
 from lib.services import services
 
 bp = Blueprint("site", __name__, url_prefix="/api")
@@ -18,6 +19,7 @@ bp = Blueprint("site", __name__, url_prefix="/api")
 
 @bp.get("/config")
 def config() -> Any:
+    query()
     s = services().settings
     return jsonify(
         supabase_url=s.supabase_url,

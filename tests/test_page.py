@@ -605,6 +605,31 @@ def test_the_same_file_again_is_flagged_with_a_link(
     expect(page.get_by_role("note")).to_have_count(0)
 
 
+def test_a_workbook_is_read_and_another_sheet_chosen_from_the_page(
+    stack: LocalStack, conn: psycopg.Connection, page: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    from lib.parse.sample_workbook import SECOND_SHEET, second_sheet_rows, write_sample_workbook
+
+    path = tmp_path / "salon.xlsx"
+    stats = write_sample_workbook(path, rows=40, seed=5)
+    sign_in(page, stack)
+    upload(page, path)
+    sheet = page.get_by_label("Feuille lue")
+    expect(sheet).to_be_visible(timeout=TIMEOUT_MS)
+    job_id = job_id_of(page)
+    assert job(conn, job_id)["total_rows"] == stats.rows
+    assert job(conn, job_id)["workbook"]["sheet"] == "Leads"
+    shot(page, "review-workbook")
+    accessible(page, "review of a workbook")
+    sheet.select_option(SECOND_SHEET)
+    page.get_by_role("button", name="Lire cette feuille").click()
+    wait_until(lambda: job(conn, job_id)["status"] == "ready" and job(conn, job_id)["workbook"]["sheet"] == SECOND_SHEET)
+    expect(page.get_by_label("Feuille lue")).to_have_value(SECOND_SHEET, timeout=TIMEOUT_MS)
+    assert job(conn, job_id)["total_rows"] == len(list(second_sheet_rows()))
+
+
 def test_the_accessibility_check_finds_violations(page: Any) -> None:
     """The check the screens pass is not vacuous: an unlabelled field and a low-contrast
     text are serious violations to it."""

@@ -625,7 +625,9 @@ def test_a_workbook_is_read_and_another_sheet_chosen_from_the_page(
     accessible(page, "review of a workbook")
     sheet.select_option(SECOND_SHEET)
     page.get_by_role("button", name="Lire cette feuille").click()
-    wait_until(lambda: job(conn, job_id)["status"] == "ready" and job(conn, job_id)["workbook"]["sheet"] == SECOND_SHEET)
+    wait_until(
+        lambda: job(conn, job_id)["status"] == "ready" and job(conn, job_id)["workbook"]["sheet"] == SECOND_SHEET
+    )
     expect(page.get_by_label("Feuille lue")).to_have_value(SECOND_SHEET, timeout=TIMEOUT_MS)
     assert job(conn, job_id)["total_rows"] == len(list(second_sheet_rows()))
 

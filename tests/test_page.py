@@ -551,7 +551,7 @@ def test_a_file_the_import_cannot_take_is_refused_before_upload(
         upload(page, big)
         expect(page.get_by_role("alert")).to_contain_text("au plus 1 Mo")
         upload(page, sheet)
-        expect(page.get_by_role("alert")).to_contain_text("n’est pas un fichier CSV")
+        expect(page.get_by_role("alert")).to_contain_text("n’est ni un fichier CSV")
         assert conn.execute("select count(*) as n from import_jobs").fetchone()["n"] == 0
 
 

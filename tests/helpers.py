@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -481,3 +482,16 @@ def assert_matches(row: dict[str, Any], exp: Expected) -> None:
     assert row["duplicate_rows"] == exp.duplicates
     assert row["error_counts"] == dict(exp.errors)
     assert row["warning_counts"] == dict(exp.warnings)
+
+
+def add_other_org(conn: psycopg.Connection) -> tuple[uuid.UUID, tuple[Any, str, str]]:
+    """Another organization with one member (its owner): the org's id, and the member as
+    Api takes it."""
+    org, user = uuid.uuid4(), uuid.uuid4()
+    with conn.transaction():
+        conn.execute("insert into organizations (id, name) values (%s, 'Autre')", (org,))
+        conn.execute(
+            "insert into organization_members (organization_id, user_id, email, role) values (%s, %s, %s, 'owner')",
+            (org, user, "autre@other.test"),
+        )
+    return org, (user, "autre@other.test", "owner")

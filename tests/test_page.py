@@ -27,6 +27,7 @@ from lib.local.stack import LOCAL_MEMBERS, LocalStack
 from tests.helpers import (
     SMALL_SLICES,
     Api,
+    add_other_org,
     finished,
     job,
     make_stack,
@@ -339,13 +340,8 @@ def test_expired_token_and_other_organizations_job(stack: LocalStack, conn: psyc
     from playwright.sync_api import expect
 
     # Another organization with its own member and job.
-    other_org, other_user = uuid.uuid4(), uuid.uuid4()
-    conn.execute("insert into organizations (id, name) values (%s, 'Autre')", (other_org,))
-    conn.execute(
-        "insert into organization_members (organization_id, user_id, email, role) values (%s, %s, %s, 'owner')",
-        (other_org, other_user, "autre@other.test"),
-    )
-    other = Api(stack, (other_user, "autre@other.test", "owner"))
+    _other_org, other_member = add_other_org(conn)
+    other = Api(stack, other_member)
     status, reply = other.call("POST", "/api/jobs", {"file_name": "secret.csv"})
     assert status == 201, reply
     other_job = reply["job"]["id"]

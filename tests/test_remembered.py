@@ -19,7 +19,7 @@ import pytest
 from lib.local.stack import LOCAL_MEMBERS, LOCAL_ORG
 from lib.parse.mapping import auto_map
 from lib.remembered import commit_defaults, merge
-from tests.helpers import Api, finished, job, phone, wait_for_status, write_csv
+from tests.helpers import Api, add_other_org, finished, job, phone, wait_for_status, write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -202,17 +202,6 @@ def test_round_robin_members_are_remembered_by_email(stack, conn, tmp_path) -> N
     # The defaults are a body the commit route takes as they are.
     body = {k: defaults[k] for k in ("duplicates", "match", "assignment", "owners")}
     assert api.commit(conn, later["id"], **body)["inserted_rows"] == 2
-
-
-def add_other_org(conn: psycopg.Connection) -> tuple[uuid.UUID, tuple[Any, str, str]]:
-    org, user = uuid.uuid4(), uuid.uuid4()
-    with conn.transaction():
-        conn.execute("insert into organizations (id, name) values (%s, 'Autre')", (org,))
-        conn.execute(
-            "insert into organization_members (organization_id, user_id, email, role) values (%s, %s, %s, 'owner')",
-            (org, user, "autre@other.test"),
-        )
-    return org, (user, "autre@other.test", "owner")
 
 
 def test_another_organization_does_not_see_them(stack, conn, tmp_path, remembered) -> None:

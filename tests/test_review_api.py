@@ -20,6 +20,7 @@ from tests.helpers import (
     HEADER_FR,
     MAPPING_FR,
     Api,
+    add_other_org,
     assert_matches,
     edge_case_file,
     make_stack,
@@ -166,17 +167,6 @@ def test_error_report_streams_every_invalid_row_in_order(stack, conn) -> None:
     assert table[-1][1:3] == ["pas-un-email", "Nom 3599"]
 
 
-def add_other_org(conn) -> tuple[uuid.UUID, str]:
-    org, user = uuid.uuid4(), uuid.uuid4()
-    with conn.transaction():
-        conn.execute("insert into organizations (id, name) values (%s, 'Autre')", (org,))
-        conn.execute(
-            "insert into organization_members (organization_id, user_id, email, role) values (%s, %s, %s, 'owner')",
-            (org, user, "autre@other.test"),
-        )
-    return org, user
-
-
 def job_urls(job_id: Any) -> list[tuple[str, str, dict[str, Any] | None]]:
     base = f"/api/jobs/{job_id}"
     return [
@@ -190,7 +180,7 @@ def job_urls(job_id: Any) -> list[tuple[str, str, dict[str, Any] | None]]:
 
 def test_another_organizations_job_is_404(stack, conn, ready_job) -> None:
     _org, user = add_other_org(conn)
-    with Api(stack, (user, "autre@other.test", "owner")).client() as outsider:
+    with Api(stack, user).client() as outsider:
         for method, url, body in job_urls(ready_job["id"]):
             r = outsider.request(method, url, json=body)
             assert r.status_code == 404, (method, url, r.text)

@@ -18,7 +18,18 @@ from typing import Any
 import pytest
 
 from lib.local.stack import LOCAL_MEMBERS
-from tests.helpers import LEAD_HEADER, Api, edge_case_file, finished, job, phone, storage, wait_for_status, write_csv
+from tests.helpers import (
+    LEAD_HEADER,
+    Api,
+    add_other_org,
+    edge_case_file,
+    finished,
+    job,
+    phone,
+    storage,
+    wait_for_status,
+    write_csv,
+)
 
 pytestmark = pytest.mark.history
 
@@ -287,14 +298,8 @@ def test_bad_requests_change_nothing(api, conn, ready) -> None:
 
 
 def test_another_organizations_job_is_404(api, conn, ready, stack) -> None:
-    org, user = uuid.uuid4(), uuid.uuid4()
-    with conn.transaction():
-        conn.execute("insert into organizations (id, name) values (%s, 'Autre')", (org,))
-        conn.execute(
-            "insert into organization_members (organization_id, user_id, email, role) values (%s, %s, %s, 'owner')",
-            (org, user, "autre@other.test"),
-        )
-    outsider = Api(stack, (user, "autre@other.test", "owner"))
+    _org, user = add_other_org(conn)
+    outsider = Api(stack, user)
     before = staged_rows(conn, ready["id"])
     for method in ("PATCH", "GET"):
         status, reply = outsider.call(method, f"/api/jobs/{ready['id']}/rows/2", {"excluded": True})

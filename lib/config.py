@@ -30,6 +30,15 @@ def supabase_url(env: Mapping[str, str]) -> str | None:
     return url.rstrip("/") if url else None
 
 
+MAX_FILE_MB = 256
+
+
+def max_file_mb(env: Mapping[str, str]) -> int:
+    """The largest file an import takes, in MB (IMPORT_MAX_FILE_MB): for Settings and for
+    folder storage's upload URLs alike."""
+    return int(env.get("IMPORT_MAX_FILE_MB") or MAX_FILE_MB)
+
+
 def supabase_anon_key(env: Mapping[str, str]) -> str | None:
     """The Supabase project's public (anon) key, which the import page signs in with:
     SUPABASE_ANON_KEY, else the frontend's NEXT_PUBLIC_SUPABASE_ANON_KEY."""
@@ -60,7 +69,7 @@ class Settings:
     supabase_anon_key: str | None = None
     # The largest file an import takes (IMPORT_MAX_FILE_MB): refused at job creation when the
     # browser states the size, and at validating whatever it said.
-    max_file_mb: int = 256
+    max_file_mb: int = MAX_FILE_MB
     default_region: str = "FR"
     local_data_dir: Path = Path(".local")
     # The slice budget: well under Vercel's maxDuration (vercel.json) and short
@@ -109,7 +118,7 @@ class Settings:
             supabase_url=supabase_url(env),
             jwt_secret=env.get("SUPABASE_JWT_SECRET") or None,
             supabase_anon_key=supabase_anon_key(env),
-            max_file_mb=int(env.get("IMPORT_MAX_FILE_MB", cls.max_file_mb)),
+            max_file_mb=max_file_mb(env),
             local_data_dir=Path(env.get("LOCAL_DATA_DIR", ".local")),
             slice_seconds=float(env.get("IMPORT_SLICE_SECONDS", cls.slice_seconds)),
             parse_slice_rows=int(env.get("IMPORT_PARSE_SLICE_ROWS", cls.parse_slice_rows)),

@@ -39,7 +39,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lib.config import supabase_url
+from lib.config import MAX_FILE_MB, max_file_mb, supabase_url
 from lib.errors import LeadImportError
 
 _MISSING_CODES = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
@@ -99,7 +99,6 @@ def check_key(key: str) -> str:
 
 
 UPLOAD_PATH = "/_local/storage/"  # where the local stack's site takes uploads (lib/local/site.py)
-DEFAULT_MAX_FILE_MB = 256
 
 
 class FolderStorage:
@@ -115,7 +114,7 @@ class FolderStorage:
         *,
         signing_key: str | None = None,
         base_url: str | None = None,
-        max_bytes: int = DEFAULT_MAX_FILE_MB * 1024 * 1024,
+        max_bytes: int = MAX_FILE_MB * 1024 * 1024,
     ) -> None:
         self.root = Path(root).resolve()
         self.signing_key = signing_key
@@ -328,7 +327,7 @@ def storage_from_env(env: Mapping[str, str], local_dir: Path) -> Storage:
             Path(local_dir) / "storage",
             signing_key=env.get("LOCAL_STORAGE_SIGNING_KEY") or None,
             base_url=env.get("APP_URL") or None,  # the local stack always sets it
-            max_bytes=int(env.get("IMPORT_MAX_FILE_MB") or DEFAULT_MAX_FILE_MB) * 1024 * 1024,
+            max_bytes=max_file_mb(env) * 1024 * 1024,
         )
     missing = [
         name

@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from lib import jobs, remembered
+from lib import jobs, remembered, row_fixes
 from lib.commit_settings import parse_commit_settings
 from lib.config import Settings
 from lib.db import Connection, Row, queries
@@ -286,7 +286,7 @@ def change_sheet(conn: Connection, job_id: str, sheet: str, publish: Publish) ->
         if sheet not in names:
             raise BadRequest(f"the workbook has no sheet named {sheet!r}; its sheets: {', '.join(names)}")
         conn.execute(queries()["delete_staged_rows"], {"id": job_id})
-        conn.execute(queries()["drop_fixes"], {"id": job_id})  # their rows are gone (lib/row_fixes.py)
+        row_fixes.drop_fixes(conn, job_id)  # their rows are gone
         conn.execute(queries()["reset_parse"], {"id": job_id})
         rows = next(s["rows"] for s in workbook["sheets"] if s["name"] == sheet)
         return begin_phase(

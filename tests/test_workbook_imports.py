@@ -97,11 +97,18 @@ def test_a_sheet_chosen_at_creation_and_another_while_ready(stack, conn, tmp_pat
     assert row["fields"]["phone"] == "+33612000000"  # saved as the number 612000000
     assert row["custom"] == {"Rencontré le": "2024-03-01"}
 
+    # A row fixed in review (its cells read back from the CSV the sheet became), then
+    # another sheet: the fix belonged to this sheet's rows and goes, and the job says so.
+    status, reply = api.call("PATCH", f"/api/jobs/{job_id}/rows/1", {"excluded": True})
+    assert status == 200 and reply["row"]["fix"]["original"]["values"][SECOND_HEADER[1]], reply
     status, reply = api.call("PUT", f"/api/jobs/{job_id}/sheet", {"sheet": "Leads"})
     assert status == 202, reply
     assert reply["job"]["status"] == "validating" and "fixes" in reply["notice"] and "dropped" in reply["notice"]
     ready = finished(conn, job_id, "ready")
     assert (ready["total_rows"], ready["workbook"]["sheet"], ready["header"]) == (30, "Leads", list(HEADER))
+    assert (ready["dropped_fixes"], ready["excluded_rows"], ready["fixed_rows"]) == (1, 0, 0)
+    fixes = conn.execute("select count(*) from staged_row_fixes where job_id = %s", (job_id,)).fetchone()["count"]
+    assert fixes == 0
     assert conn.execute("select count(*) from staged_rows where job_id = %s", (job_id,)).fetchone()["count"] == 30
 
     status, reply = api.call("PUT", f"/api/jobs/{job_id}/sheet", {"sheet": "Feuil9"})

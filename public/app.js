@@ -478,11 +478,15 @@ async function renderReview(job, my) {
 
 function factsBox(job) {
   const delimiter = { ";": "; (point-virgule)", ",": ", (virgule)", "\t": "tabulation", "|": "|" }[job.delimiter] ?? job.delimiter;
-  const facts = [
-    ["fact_encoding", job.encoding],
-    ["fact_delimiter", lang === "en" ? JSON.stringify(job.delimiter) : delimiter],
-    ["fact_rows", num(job.total_rows)],
-  ];
+  // A workbook's encoding and delimiter are those of the CSV the service made of it: not the
+  // user's business. Its type is.
+  const facts = job.workbook
+    ? [["fact_type", String(job.workbook.type || "").toUpperCase()], ["fact_rows", num(job.total_rows)]]
+    : [
+        ["fact_encoding", job.encoding],
+        ["fact_delimiter", lang === "en" ? JSON.stringify(job.delimiter) : delimiter],
+        ["fact_rows", num(job.total_rows)],
+      ];
   const box = h(
     "section",
     { "aria-labelledby": "facts-title" },

@@ -59,8 +59,10 @@ def ready_job(api: Api, conn: Any, tmp_path: Path) -> str:
 @pytest.fixture
 def frozen(stack: LocalStack, database_url: str, tmp_path: Path) -> Iterator[Api]:
     """A second stack on the same database whose QStash delivers to a dead URL: a job it
-    starts stays in the status its start gave it, long enough to be asked again."""
-    with make_stack(database_url, tmp_path, APP_URL=DEAD_URL, LOCAL_QSTASH_RETRIES="0") as s:
+    starts stays in the status its start gave it, long enough to be asked again. Its data
+    folder is its own: the local QStash's queue is durable and lives there, and `stack`'s
+    QStash, sharing it, would deliver the frozen stack's messages to the live app."""
+    with make_stack(database_url, tmp_path / "frozen", APP_URL=DEAD_URL, LOCAL_QSTASH_RETRIES="0") as s:
         yield Api(s)
 
 

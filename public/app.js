@@ -46,6 +46,9 @@ let config = { max_file_mb: 100 };
 let view = 0; // bumped by every navigation: async work of an older view stops
 let pollTimer = null;
 let signInMessage = null;
+// Set by a navigation: the next screen drawn takes the focus to its title, as soon as it is drawn
+// (not after its slower parts load, which would pull the focus from a control the user reached).
+let focusOnScreen = false;
 
 // -- small helpers -------------------------------------------------------------------------------
 
@@ -97,6 +100,10 @@ function screen(title, ...content) {
   const heading = h("h2", { tabindex: "-1", id: "screen-title" }, title);
   main.replaceChildren(heading, ...content);
   document.title = `${title} — ${t("title")}`;
+  if (focusOnScreen) {
+    focusOnScreen = false;
+    heading.focus();
+  }
   return heading;
 }
 
@@ -121,6 +128,7 @@ function go(jobId) {
 
 async function route() {
   const my = ++view;
+  focusOnScreen = true;
   clearTimeout(pollTimer);
   clearError();
   if (!session()) {
@@ -133,7 +141,6 @@ async function route() {
   const id = new URLSearchParams(window.location.search).get("job");
   if (id) await showJob(id, my);
   else await showHome(my);
-  if (my === view) focusTitle();
 }
 
 setSignedOutHandler((message) => {
@@ -427,8 +434,8 @@ function renderProgress(job, my) {
       pollTimer = setTimeout(tick, 1000);
     } else {
       announce(statusText(j.status));
+      focusOnScreen = true;
       await renderJob(j, my);
-      if (my === view) focusTitle();
     }
   };
   pollTimer = setTimeout(tick, 1000);
@@ -824,8 +831,8 @@ function commitForm(job, memberList, my) {
           if (body.assignment === "column") body.owner_column = data.get("owner_column");
           const reply = await api.post(`/api/jobs/${job.id}/commit`, body);
           if (my === view) {
+            focusOnScreen = true;
             await renderJob(reply.job, my);
-            focusTitle();
           }
         });
       },
@@ -869,8 +876,8 @@ function renderSummary(job, my) {
           if (!(await confirmUndo(job))) return;
           const reply = await api.post(`/api/jobs/${job.id}/revert`);
           if (my === view) {
+            focusOnScreen = true;
             await renderJob(reply.job, my);
-            focusTitle();
           }
         }),
       }, t("undo")),

@@ -533,6 +533,24 @@ def test_english_when_the_browser_prefers_it(browser: Any, stack: LocalStack) ->
         context.close()
 
 
+def test_the_focus_stays_where_the_keyboard_put_it_while_the_history_loads(stack: LocalStack, page: Any) -> None:
+    """A keyboard user who reaches the file chooser before the history has loaded keeps the
+    focus there when it arrives (the screen takes the focus to its title once, when drawn)."""
+    from playwright.sync_api import expect
+
+    held: list[Any] = []
+    page.route(re.compile(r"/api/jobs\?limit="), lambda route: held.append(route))
+    page.goto(sign_in_link(stack.app_url, token(stack), 3600))
+    expect(page.get_by_role("heading", name="Nouvel import")).to_be_visible()
+    chooser = page.get_by_label(re.compile("Fichier de contacts"))
+    Keyboard(page).tab_to(chooser)
+    page.wait_for_function("() => true")  # lets Playwright hand over the held request
+    assert held, "the history request was not held"
+    held[0].continue_()
+    expect(page.get_by_text("Aucun import pour l’instant.")).to_be_visible()
+    assert Keyboard(page).focused(chooser)
+
+
 def test_a_file_the_import_cannot_take_is_refused_before_upload(
     database_url: str, conn: psycopg.Connection, page: Any, tmp_path: Path
 ) -> None:

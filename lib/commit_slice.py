@@ -36,7 +36,7 @@ from psycopg.rows import TupleRow, tuple_row
 
 from lib import db
 from lib.commit_settings import CommitSettings, OwnerPicker
-from lib.db import Connection, queries
+from lib.db import Connection, array_literal, queries
 from lib.slice_types import SliceContext, SliceResult
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,8 @@ def _decide(
             lines.append(f"{job_id}\t{row_no}\t{outcome}\t{lead or NULL}\n")
     # Arrays are 1-based: the row after `after` is at index 1.
     params = {
-        **_params(job, after, until), "id_prefix": prefix, "outcomes": codes, "owners": owner_of, "leads": lead_of,
+        **_params(job, after, until), "id_prefix": prefix, "outcomes": array_literal(codes),
+        "owners": array_literal(owner_of), "leads": array_literal(lead_of),
     }  # fmt: skip
     return Writes(params, "".join(lines), counts)
 

@@ -22,7 +22,7 @@ import orjson
 from psycopg.copy import QueuedLibpqWriter
 
 from lib import remembered, workbook_step
-from lib.db import queries
+from lib.db import array_literal, queries
 from lib.errors import JobFailed
 from lib.parse.detect import FileFacts, FileScan, inspect_stream
 from lib.parse.errors import ParseError, too_large
@@ -221,7 +221,8 @@ def _mark_earlier_keys(conn: Any, job: dict[str, Any], firsts: dict[str, int], r
     if not firsts or not before:
         return len(repeats)
     found: dict[str, int] = {}
-    params = {"job": job["id"], "before": before, "keys": list(firsts)}
+    # Keys are normalized emails and phones (no line break): one text, split in SQL.
+    params = {"job": job["id"], "before": before, "keys": "\n".join(firsts)}
     for row in conn.execute(queries()["earlier_keys"], params):
         # min(): rows staged before in-file duplicates were marked per slice are all listed.
         found[row["match_key"]] = min(row["row_no"], found.get(row["match_key"], row["row_no"]))
@@ -235,7 +236,7 @@ def _mark_earlier_keys(conn: Any, job: dict[str, Any], firsts: dict[str, int], r
         for row_no, key in repeats:
             if key in found:
                 pointers[row_no - before - 1] = found[key]
-        params = {"job": job["id"], "after": before, "until": until, "firsts": pointers}
+        params = {"job": job["id"], "after": before, "until": until, "firsts": array_literal(pointers)}
         conn.execute(queries()["point_to_earlier_keys"], params)
     return len(repeats) + len(found)
 

@@ -25,7 +25,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from lib.db import Connection, queries
+from lib.db import Connection, array_literal, queries
 from lib.slice_types import SliceContext, SliceResult
 
 # Rows per round within a slice, like the commit's chunks.
@@ -65,7 +65,7 @@ def revert_chunk(conn: Connection, job: dict[str, Any], after: int, until: int) 
     verdicts: Counter[str] = Counter()
     if not rows:
         return verdicts
-    ids = [r["lead_id"] for r in rows]
+    ids = array_literal(r["lead_id"] for r in rows)
     now = {r["id"]: r["digest"] for r in conn.execute(q["revert_leads_now"], {"ids": ids, "org": org})}
     later = _matched_later(conn, job, rows)
     gone, restore = [], ["-"] * (until - after)  # restore: a "char" per row of the chunk
@@ -82,9 +82,9 @@ def revert_chunk(conn: Connection, job: dict[str, Any], after: int, until: int) 
             restore[r["row_no"] - after - 1] = "r"
             verdicts["restored"] += 1
     if gone:
-        conn.execute(q["delete_reverted_leads"], {"ids": gone, "org": org})
+        conn.execute(q["delete_reverted_leads"], {"ids": array_literal(gone), "org": org})
     if verdicts["restored"]:
-        params = {"job": job["id"], "after": after, "until": until, "restore": restore, "org": org}
+        params = {"job": job["id"], "after": after, "until": until, "restore": array_literal(restore), "org": org}
         conn.execute(q["restore_leads"], params)
     return verdicts
 
@@ -95,7 +95,8 @@ def _matched_later(conn: Connection, job: dict[str, Any], rows: list[dict[str, A
     match came later. A lead it updated may have been matched before too: only imports whose
     commit started after this one's count."""
     q = queries()
-    matches = conn.execute(q["later_matches"], {"ids": [r["lead_id"] for r in rows], "job": job["id"]}).fetchall()
+    ids = array_literal(r["lead_id"] for r in rows)
+    matches = conn.execute(q["later_matches"], {"ids": ids, "job": job["id"]}).fetchall()
     if not matches:
         return set()
     others = {j["id"]: j for j in conn.execute(q["jobs_of"], {"ids": list({m["job_id"] for m in matches})})}

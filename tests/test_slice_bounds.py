@@ -21,7 +21,7 @@ import pytest
 import qstash
 
 from lib import commit_slice
-from lib.db import queries
+from lib.db import array_literal, queries
 from lib.queue import Message
 from tests.helpers import ROUND_ROBIN, Api, finished, job, make_stack, post_signed, sample, slice_message, wait_until
 
@@ -95,20 +95,25 @@ def test_hot_statements_read_rows_in_proportion_to_their_work(stack, conn, tmp_p
     ).fetchone()
     group = {"job": job_id, "key": repeated["match_key"]}
     statements = {
-        "earlier_keys": {"job": job_id, "before": CHUNK, "keys": [k for k in keys[CHUNK:] if k]},
-        "point_to_earlier_keys": {"job": job_id, "after": CHUNK, "until": 2 * CHUNK, "firsts": rows},
+        "earlier_keys": {"job": job_id, "before": CHUNK, "keys": "\n".join(k for k in keys[CHUNK:] if k)},
+        "point_to_earlier_keys": {"job": job_id, "after": CHUNK, "until": 2 * CHUNK, "firsts": array_literal(rows)},
         "chunk_rows": {
             **base, "by_email": True, "by_phone": False, "by_phone_without_email": True,
             "owner_field": None, "owner_header": None,
         },
-        "insert_leads": {**base, "id_prefix": prefix, "outcomes": inserted, "owners": zero},
-        "update_leads": {**base, "after": CHUNK, "until": 2 * CHUNK, "outcomes": updated, "leads": leads},
+        "insert_leads": {
+            **base, "id_prefix": prefix, "outcomes": array_literal(inserted), "owners": array_literal(zero),
+        },
+        "update_leads": {
+            **base, "after": CHUNK, "until": 2 * CHUNK, "outcomes": array_literal(updated),
+            "leads": array_literal(leads),
+        },
         "revert_rows": {"job": job_id, "after": 0, "until": 2 * CHUNK},
-        "revert_leads_now": {"ids": new_leads, "org": org},
-        "later_matches": {"ids": new_leads, "job": job_id},
+        "revert_leads_now": {"ids": array_literal(new_leads), "org": org},
+        "later_matches": {"ids": array_literal(new_leads), "job": job_id},
         "jobs_of": {"ids": [job_id]},
-        "restore_leads": {"job": job_id, "after": 0, "until": 2 * CHUNK, "restore": restore, "org": org},
-        "delete_reverted_leads": {"ids": new_leads, "org": org},
+        "restore_leads": {"job": job_id, "after": 0, "until": 2 * CHUNK, "restore": array_literal(restore), "org": org},
+        "delete_reverted_leads": {"ids": array_literal(new_leads), "org": org},
         "invalid_rows_page": {"job": job_id, "after": 0, "limit": 100},
         "review_examples": {"job": job_id, "codes": list(row["error_counts"]), "warnings": False, "limit": 5},
         # A fix in review (lib/row_fixes.py): the row, its fix, its key's duplicate group.

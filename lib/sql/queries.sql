@@ -109,9 +109,10 @@ limit 1
 -- name: earlier_keys
 -- The first rows, among those earlier slices of the job staged, of a parse slice's match keys
 -- (lib/parse_slice.py). A single-table read: a probe of staged_rows_first_key_idx per key, or
--- one pass over the job's earlier rows; never a plan over other jobs' rows.
+-- one pass over the job's earlier rows; never a plan over other jobs' rows. `keys` is one
+-- text, the keys separated by line breaks (cheaper to send than an array of them).
 select match_key, row_no from staged_rows
-where job_id = %(job)s and row_no <= %(before)s and match_key = any(%(keys)s::text[])
+where job_id = %(job)s and row_no <= %(before)s and match_key = any(string_to_array(%(keys)s, E'\n'))
   and match_key is not null and duplicate_of is null
 
 -- name: point_to_earlier_keys

@@ -37,7 +37,7 @@ from psycopg.rows import TupleRow, tuple_row
 from lib import db
 from lib.commit_settings import CommitSettings, OwnerPicker
 from lib.db import Connection, array_literal, queries
-from lib.slice_types import SliceContext, SliceResult
+from lib.slice_types import Laps, SliceContext, SliceResult
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def run_slice(ctx: SliceContext) -> SliceResult:
     lookups = {**_lookups(cfg), **cfg.owner_cell_source(job)}
     with db.connect(ctx.settings.database_url) as reader, ThreadPoolExecutor(1, "commit-writes") as writer:
         while cursor < end:
-            started, lap = time.monotonic(), _Laps()
+            started, lap = time.monotonic(), Laps()
             until = min(cursor + CHUNK_ROWS, end)
             writing = writer.submit(pending.run, conn) if pending else None
             with reader.transaction():
@@ -157,7 +157,7 @@ class Writes:
     counts: Counter[str]
 
     def run(self, conn: Any) -> None:
-        lap = _Laps()
+        lap = Laps()
         if self.copy:
             with conn.cursor().copy(queries()["copy_outcomes"]) as copy:
                 copy.write(self.copy)
@@ -259,19 +259,3 @@ def _lead_id(prefix: str, row_no: int) -> str:
 
 def _tuples(conn: Connection, query: str, params: dict[str, Any]) -> list[TupleRow]:
     return conn.cursor(row_factory=tuple_row).execute(queries()[query], params).fetchall()
-
-
-class _Laps:
-    """Milliseconds per step of a chunk, for the debug log (bench/commit.py reads them)."""
-
-    def __init__(self) -> None:
-        self.ms: dict[str, float] = {}
-        self.last = time.perf_counter()
-
-    def __call__(self, step: str) -> None:
-        now = time.perf_counter()
-        self.ms[step] = 1000 * (now - self.last)
-        self.last = now
-
-    def __str__(self) -> str:
-        return " ".join(f"{k}_ms={v:.1f}" for k, v in self.ms.items())

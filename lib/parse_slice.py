@@ -14,6 +14,7 @@ are pointed at their first row.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -31,9 +32,11 @@ from lib.parse.rows import RowChecker, StagedRow
 from lib.parse.workbook import DELIMITER as WORKBOOK_DELIMITER
 from lib.parse.workbook import is_workbook
 from lib.row_fixes import fixed_row, fixes_after
-from lib.slice_types import SliceContext, SliceResult
+from lib.slice_types import Laps, SliceContext, SliceResult
 from lib.status import Status
 from lib.storage import ObjectMissing
+
+log = logging.getLogger(__name__)
 
 
 def run_slice(ctx: SliceContext) -> SliceResult:
@@ -123,6 +126,7 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
     # The fixes made in review of the rows this slice stages (a re-parse after a mapping
     # change): applied again, by the same code as the fix itself.
     fixes = fixes_after(conn, job["id"], row_no)
+    lap = Laps()
     with (
         ctx.services.storage.open(workbook_step.parsed_path(job), start) as stream,
         conn.cursor().copy(queries()["copy_staged_rows"], writer=QueuedLibpqWriter(conn.cursor())) as copy,
@@ -158,6 +162,8 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
                 done = False
                 break
         copy.write(b"".join(lines))
+        lap("rows")
+    lap("copy_end")  # the server's catching up with the rows sent
     rows = row_no - job["total_rows"]
     result = SliceResult(
         counts={"total_rows": rows, "valid_rows": valid, "invalid_rows": rows - valid},
@@ -167,6 +173,8 @@ def stage_rows(ctx: SliceContext) -> SliceResult:
         estimated_total_rows=_estimate(job, row_no, cursor),
     )
     result.counts["duplicate_rows"] = _mark_earlier_keys(conn, job, firsts, repeats)
+    lap("mark")
+    log.debug("parse.rows job=%s rows=%s %s", job["id"], rows, lap, extra={"steps_ms": lap.ms})
     if done:
         result.done = True
         result.estimated_total_rows = row_no

@@ -8,6 +8,7 @@ Apart from lib/slices.py so that the phases, and the registry that lists them
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -55,3 +56,19 @@ class SliceResult:
 
 class SliceFunction(Protocol):
     def __call__(self, ctx: SliceContext) -> SliceResult: ...
+
+
+class Laps:
+    """Milliseconds per step of a slice or a chunk, for the debug log (bench/commit.py reads them)."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        now = time.perf_counter()
+        self.ms[step] = 1000 * (now - self.last)
+        self.last = now
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}_ms={v:.1f}" for k, v in self.ms.items())

@@ -75,7 +75,14 @@ ORG_QUERY = {
     "schema": {"type": "string", "format": "uuid"},
 }
 NO_BODY = _body({"type": "object", "maxProperties": 0}, required=False)
-JOB_REPLY = {"type": "object", "properties": {"job": _ref("Job")}, "required": ["job"]}
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    """An object with all these properties."""
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+JOB_REPLY = _object(job=_ref("Job"))
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -327,6 +334,15 @@ def _operation(summary: str, responses: dict[str, Any], **extra: Any) -> dict[st
     return {"summary": summary, "responses": responses, **extra}
 
 
+def _job_change(
+    summary: str, ok: tuple[int, str], body: dict[str, Any] = NO_BODY, reply: dict[str, Any] = JOB_REPLY
+) -> dict[str, Any]:
+    """An operation that changes a job: `ok` is (status, text) of its answer; every refusal
+    is a JSON error that changed nothing."""
+    status, text = ok
+    return _operation(summary, {**_ok(status, reply, text), **_errors(400, 404, 409, 413, 415)}, requestBody=body)
+
+
 PATHS: dict[str, Any] = {
     "/api/health": {
         "get": _operation("Liveness", _ok(200, {"type": "object"}, "Up"), security=[]),
@@ -377,42 +393,30 @@ PATHS: dict[str, Any] = {
         ),
     },
     "/api/jobs/{job_id}/start": {
-        "post": _operation(
+        "post": _job_change(
             "Start a pending job once its file is uploaded; a job past pending is returned as it is",
-            {**_ok(202, JOB_REPLY, "Validating, or already past pending"), **_errors(400, 404, 409, 413, 415)},
-            requestBody=NO_BODY,
+            (202, "Validating, or already past pending"),
         ),
     },
     "/api/jobs/{job_id}/retry": {
-        "post": _operation(
+        "post": _job_change(
             "Resume a failed, cancelled or stuck job at its cursor (restart: from scratch)",
-            {**_ok(202, JOB_REPLY, "Resumed"), **_errors(400, 404, 409, 413, 415)},
-            requestBody=_body(_ref("Retry"), required=False),
+            (202, "Resumed"),
+            _body(_ref("Retry"), required=False),
         ),
     },
     "/api/jobs/{job_id}/cancel": {
-        "post": _operation(
-            "Stop the job at its next slice boundary",
-            {**_ok(200, JOB_REPLY, "Cancelled"), **_errors(400, 404, 409, 413, 415)},
-            requestBody=NO_BODY,
-        ),
+        "post": _job_change("Stop the job at its next slice boundary", (200, "Cancelled")),
     },
     "/api/jobs/{job_id}/commit": {
-        "post": _operation(
+        "post": _job_change(
             "Commit a ready job with these settings; the same settings again return the job (202)",
-            {
-                **_ok(202, JOB_REPLY, "Committing, or already committing/completed with these settings"),
-                **_errors(400, 404, 409, 413, 415),
-            },
-            requestBody=_body(_ref("CommitSettings"), required=False),
+            (202, "Committing, or already committing/completed with these settings"),
+            _body(_ref("CommitSettings"), required=False),
         ),
     },
     "/api/jobs/{job_id}/revert": {
-        "post": _operation(
-            "Undo a completed import",
-            {**_ok(202, JOB_REPLY, "Reverting"), **_errors(400, 404, 409, 413, 415)},
-            requestBody=NO_BODY,
-        ),
+        "post": _job_change("Undo a completed import", (202, "Reverting")),
     },
     "/api/jobs/{job_id}/errors": {
         "get": _operation(
@@ -450,35 +454,23 @@ PATHS: dict[str, Any] = {
         ),
     },
     "/api/jobs/{job_id}/mapping": {
-        "put": _operation(
+        "put": _job_change(
             "A new column mapping for a ready job, which re-parses it",
-            {**_ok(202, JOB_REPLY, "Parsing again"), **_errors(400, 404, 409, 413, 415)},
-            requestBody=_body(_ref("Mapping"), required=True),
+            (202, "Parsing again"),
+            _body(_ref("Mapping"), required=True),
         ),
     },
     "/api/jobs/{job_id}/mapping/automatic": {
-        "post": _operation(
-            "Take a ready job back to the automatic mapping of its header, which re-parses it",
-            {**_ok(202, JOB_REPLY, "Parsing again"), **_errors(400, 404, 409, 413, 415)},
-            requestBody=NO_BODY,
+        "post": _job_change(
+            "Take a ready job back to the automatic mapping of its header, which re-parses it", (202, "Parsing again")
         ),
     },
     "/api/jobs/{job_id}/sheet": {
-        "put": _operation(
+        "put": _job_change(
             "Read another sheet of a ready job's workbook (the rows are read again, row fixes dropped)",
-            {
-                **_ok(
-                    202,
-                    {
-                        "type": "object",
-                        "properties": {"job": _ref("Job"), "notice": {"type": "string"}},
-                        "required": ["job", "notice"],
-                    },
-                    "Reading the sheet",
-                ),
-                **_errors(400, 404, 409, 413, 415),
-            },
-            requestBody=_body(_ref("Sheet"), required=True),
+            (202, "Reading the sheet"),
+            _body(_ref("Sheet"), required=True),
+            _object(job=_ref("Job"), notice={"type": "string"}),
         ),
     },
     "/api/jobs/{job_id}/rows/{row_no}": {
@@ -489,21 +481,11 @@ PATHS: dict[str, Any] = {
                 **_errors(400, 404),
             },
         ),
-        "patch": _operation(
+        "patch": _job_change(
             "Fix a row of a ready job in review: corrected cells, extra cells, or excluded",
-            {
-                **_ok(
-                    200,
-                    {
-                        "type": "object",
-                        "properties": {"row": _ref("Row"), "job": _ref("Job")},
-                        "required": ["row", "job"],
-                    },
-                    "The row as fixed, and the job with its new counts",
-                ),
-                **_errors(400, 404, 409, 413, 415),
-            },
-            requestBody=_body(_ref("RowFix"), required=True),
+            (200, "The row as fixed, and the job with its new counts"),
+            _body(_ref("RowFix"), required=True),
+            _object(row=_ref("Row"), job=_ref("Job")),
         ),
     },
     "/api/organizations/{org_id}/members": {

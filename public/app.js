@@ -166,8 +166,11 @@ function renderSignIn(message) {
           e.preventDefault();
           act(form.querySelector("button"), async () => {
             await sendMagicLink(input.value.trim());
+            // The form goes, and the focus with it: to the message (the live region says it too).
+            const sent = h("p", { id: "signin-sent", tabindex: "-1" }, t("signin_sent", { email: input.value.trim() }));
+            form.replaceWith(sent);
+            sent.focus();
             announce(t("signin_sent", { email: input.value.trim() }));
-            form.replaceWith(h("p", { role: "status" }, t("signin_sent", { email: input.value.trim() })));
           });
         },
       },

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -23,7 +24,7 @@ import pytest
 from lib import db
 from lib.auth import mint_token
 from lib.cli import sign_in_link
-from lib.local.stack import LOCAL_MEMBERS, LocalStack
+from lib.local.stack import LOCAL_MEMBERS, LocalStack, seed_local_organization
 from tests.helpers import (
     SMALL_SLICES,
     Api,
@@ -38,6 +39,7 @@ from tests.helpers import (
     undisturbed,
     wait_until,
 )
+from tests.supabase_auth import SupabaseAuth
 
 pytestmark = pytest.mark.browser
 
@@ -378,6 +380,88 @@ def test_expired_token_and_other_organizations_job(stack: LocalStack, conn: psyc
         expect(page.get_by_role("heading", name=re.compile("Import introuvable"))).to_be_visible()
         expect(page.get_by_text("secret.csv")).to_have_count(0)
     accessible(page, "not found")
+
+
+def test_deployed_sign_in_asks_supabase_auth_for_a_link_and_refreshes_the_token(
+    database_url: str, page: Any, tmp_path: Path
+) -> None:
+    """Deployed (GET /api/config gives Supabase's URL and anon key): the form asks Supabase Auth
+    for a magic link to the typed email, landing back on the page; the link's session is
+    refreshed before it expires, again and again but not in a loop, and the API calls after
+    the first token expired carry the new one and keep working."""
+    from playwright.sync_api import expect
+
+    secret, anon = "jwt-secret-of-the-project-0123456789", "anon-key-of-the-project"
+    member = LOCAL_MEMBERS[1]
+    users = {email: str(user_id) for user_id, email, _ in LOCAL_MEMBERS}
+    life = 6  # seconds: the life of every access token Supabase Auth hands out here
+    with (
+        SupabaseAuth(secret, anon, users, expires_in=life) as auth,
+        make_stack(
+            database_url, tmp_path, SUPABASE_URL=auth.url, SUPABASE_ANON_KEY=anon, SUPABASE_JWT_SECRET=secret
+        ) as stack,
+    ):
+        seed_local_organization(database_url)  # the stack seeds it only when not "deployed"
+        page.goto(stack.app_url)
+        expect(page.get_by_role("heading", name="Connexion")).to_be_visible()
+        expect(page.get_by_label("Jeton d’accès")).to_have_count(0)
+        accessible(page, "deployed sign-in")
+        page.get_by_label("Adresse e-mail").fill(member[1])
+        page.get_by_role("button", name="Recevoir un lien de connexion").click()
+        expect(page.locator("#main")).to_contain_text(f"Un lien de connexion a été envoyé à {member[1]}.")
+        (otp,) = auth.requests("POST", "/auth/v1/otp")
+        assert otp.headers["apikey"] == anon
+        assert otp.body["email"] == member[1] and otp.body["create_user"] is False
+        assert otp.query["redirect_to"] == f"{stack.app_url}/"
+
+        # The email's link: Supabase Auth verifies it and sends the browser back to the page
+        # with the session in the fragment.
+        api_calls: list[tuple[float, str, str]] = []  # (when, path, token)
+
+        def seen(request: Any) -> None:
+            if "/api/jobs" in request.url:
+                bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+                api_calls.append((time.time(), urlsplit(request.url).path, bearer))
+
+        page.on("request", seen)
+        page.goto(auth.links[member[1]])
+        expect(page.get_by_role("heading", name="Nouvel import")).to_be_visible()
+        expect(page.get_by_text("Aucun import pour l’instant.")).to_be_visible()
+        assert "#" not in page.url and "access_token" not in page.url
+        landed = time.time()
+        (verify,) = auth.requests("GET", "/auth/v1/verify")
+        first = auth.sessions[0]  # the link's
+        assert api_calls and api_calls[0][2] == first["access_token"]
+
+        # Refreshed before it expires, with the refresh token of the link's session; each
+        # refresh gives a new refresh token (they rotate: a used one is refused).
+        wait_until(lambda: auth.requests("POST", "/auth/v1/token"), what="a refresh")
+        refresh = auth.requests("POST", "/auth/v1/token")[0]
+        assert refresh.at < verify.at + life
+        assert refresh.query == {"grant_type": "refresh_token"} and refresh.headers["apikey"] == anon
+        assert refresh.body == {"refresh_token": first["refresh_token"]}
+
+        # Once the first token is past its expiry (and the API's clock tolerance), the API
+        # refuses it; the page's calls carry a refreshed token and still work.
+        api = Api(stack, member)
+        wait_until(
+            lambda: api.call("GET", "/api/jobs", token=first["access_token"])[0] == 401,
+            timeout=life + 30,
+            what="the first token to expire",
+        )
+        own = auth.session(member[1])["access_token"]  # a token of this project, for the test's own call
+        status, reply = api.call("POST", "/api/jobs", {"file_name": "apres-expiration.csv"}, token=own)
+        assert status == 201, reply
+        page.get_by_role("link", name="Import de contacts").click()
+        expect(page.get_by_role("rowheader", name="apres-expiration.csv")).to_be_visible()
+        # A refresh about every half life, not a loop: at most one per second since landing.
+        refreshes = auth.requests("POST", "/auth/v1/token")
+        assert 2 <= len(refreshes) <= time.time() - landed + 1, len(refreshes)
+        refreshed = {s["access_token"] for s in auth.sessions[1:]}
+        assert api_calls[-1][1] == "/api/jobs" and api_calls[-1][2] in refreshed
+        later = page.evaluate("JSON.parse(sessionStorage.getItem('lead-import.session'))")
+        assert later["access_token"] in refreshed
+        assert all(r.status == 200 for r in refreshes)
 
 
 def sign_in(page: Any, stack: LocalStack) -> None:

@@ -270,13 +270,24 @@ async function renderHistory(box, my) {
   }
   const rows = jobs.map((job) => {
     const actions = [jobLink(job.id, h("span", {}, t("open"), h("span", { class: "visually-hidden" }, ` ${job.file_name}`)))];
-    const button = (label, fn) =>
-      h("button", { type: "button", onclick: (e) => act(e.currentTarget, fn) }, label, h("span", { class: "visually-hidden" }, ` ${job.file_name}`));
+    // A failed job's message is in its status cell, and describes its retry.
+    const messageId = `history-error-${job.id}`;
+    const button = (label, fn, attrs = {}) =>
+      h("button", { type: "button", onclick: (e) => act(e.currentTarget, fn), ...attrs }, label, h("span", { class: "visually-hidden" }, ` ${job.file_name}`));
     if (job.status === "failed" || job.status === "cancelled") {
-      actions.push(button(t("retry"), async () => { await api.post(`/api/jobs/${job.id}/retry`); go(job.id); }));
+      const describedBy = job.status === "failed" && job.error_message ? messageId : null;
+      actions.push(button(t("retry"), async () => { await api.post(`/api/jobs/${job.id}/retry`); go(job.id); }, { "aria-describedby": describedBy }));
     }
-    if (ACTIVE.has(job.status) || job.status === "pending") {
-      actions.push(button(t("cancel"), async () => { await api.post(`/api/jobs/${job.id}/cancel`); await renderHistory(box, my); }));
+    // The API cancels a pending, ready or running job.
+    if (ACTIVE.has(job.status) || job.status === "pending" || job.status === "ready") {
+      actions.push(button(t("cancel"), async () => {
+        const reply = await api.post(`/api/jobs/${job.id}/cancel`);
+        announce(t("history_status", { file: job.file_name, status: statusText(reply.job.status) }));
+        await renderHistory(box, my);
+        // The button went with the old row: the focus goes to the new row's action (or its link).
+        const row = box.querySelector(`tr[data-job="${CSS.escape(job.id)}"]`);
+        (row?.querySelector("td.actions button") || row?.querySelector("td.actions a"))?.focus();
+      }));
     }
     if (job.status === "completed") {
       actions.push(button(t("undo"), async () => {
@@ -287,7 +298,7 @@ async function renderHistory(box, my) {
       }));
     }
     const status = [statusText(job.status)];
-    if (job.status === "failed" && job.error_message) status.push(h("div", { class: "error" }, job.error_message));
+    if (job.status === "failed" && job.error_message) status.push(h("div", { class: "error", id: messageId }, job.error_message));
     return h(
       "tr",
       { dataset: { job: job.id } },

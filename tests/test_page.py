@@ -38,6 +38,7 @@ from tests.helpers import (
     storage,
     undisturbed,
     wait_until,
+    write_csv,
 )
 from tests.supabase_auth import SupabaseAuth
 
@@ -575,6 +576,77 @@ def test_a_failed_job_shows_its_message_and_retries_from_the_page(
         page.get_by_role("button", name="Réessayer").click()
         expect(page.get_by_role("heading", name="Résultat de l’analyse")).to_be_visible()
         assert count(page, "total_rows") == 40 == job(conn, job_id)["total_rows"]
+
+
+def test_the_history_offers_each_job_the_actions_its_status_allows(
+    stack: LocalStack, conn: psycopg.Connection, page: Any, tmp_path: Path
+) -> None:
+    """Each history row has the actions its status allows: a failed job its retry, described
+    by its message; a completed one its undo; a pending or ready one its cancel. From the
+    rows: cancel (the focus stays in the row), retry of the failed job to its review, undo
+    of the completed one behind its confirmation (kept, then confirmed)."""
+    from playwright.sync_api import expect
+
+    api = Api(stack)
+    good, stats = sample(tmp_path / "bon.csv", rows=30, seed=4)
+    completed = api.import_file(conn, good, "termine.csv")
+    ready = api.parse(conn, good, "a-valider.csv")["id"]
+    status, reply = api.call("POST", "/api/jobs", {"file_name": "en-attente.csv"})
+    assert status == 201, reply
+    pending = reply["job"]["id"]
+    # A file without an email or phone column fails at validating; with a good file in its
+    # place, its retry goes through.
+    failed = api.create(conn, write_csv(tmp_path / "sans-contact.csv", ["Nom", "Ville"], [["Léa", "Lyon"]]))
+    api.start(failed)
+    message = finished(conn, failed, "failed")["error_message"]
+    assert message
+
+    sign_in(page, stack)
+    row = {job_id: page.locator(f'tr[data-job="{job_id}"]') for job_id in (completed["id"], ready, pending, failed)}
+    expect(row[failed]).to_contain_text(message)
+
+    def actions(job_id: Any) -> list[str]:
+        return [" ".join(t.split()) for t in row[job_id].locator("td.actions :is(a, button)").all_text_contents()]
+
+    expect(row[failed].get_by_role("button")).to_have_count(1)
+    assert actions(failed) == ["Ouvrir sans-contact.csv", "Réessayer sans-contact.csv"]
+    assert actions(completed["id"]) == ["Ouvrir termine.csv", "Annuler cet import termine.csv"]
+    assert actions(pending) == ["Ouvrir en-attente.csv", "Arrêter en-attente.csv"]
+    assert actions(ready) == ["Ouvrir a-valider.csv", "Arrêter a-valider.csv"]
+    retry = row[failed].get_by_role("button", name="Réessayer sans-contact.csv")
+    expect(retry).to_have_accessible_description(message)
+    accessible(page, "history with every action")
+
+    # Cancel the ready job from its row, with the keyboard: it is cancelled, its row offers
+    # the retry, and the focus is there.
+    keys = Keyboard(page)
+    keys.click(row[ready].get_by_role("button", name="Arrêter a-valider.csv"))
+    expect(row[ready]).to_contain_text("arrêté")
+    again = row[ready].get_by_role("button", name="Réessayer a-valider.csv")
+    expect(again).to_be_focused()
+    assert job(conn, ready)["status"] == "cancelled"
+
+    # Undo from its row: kept first (nothing happens), then confirmed.
+    row[completed["id"]].get_by_role("button", name="Annuler cet import termine.csv").click()
+    dialog = page.get_by_role("dialog", name="Annuler cet import ?")
+    expect(dialog).to_contain_text(f"{completed['inserted_rows']} contacts créés")
+    dialog.get_by_role("button", name="Garder l’import").click()
+    expect(dialog).to_have_count(0)
+    assert job(conn, completed["id"])["status"] == "completed"
+    row[completed["id"]].get_by_role("button", name="Annuler cet import termine.csv").click()
+    dialog.get_by_role("button", name="Supprimer les contacts créés").click()
+    expect(page.get_by_role("heading", name=re.compile("Import annulé"))).to_be_visible()
+    assert job(conn, completed["id"])["status"] == "reverted"
+    left = conn.execute("select count(*) as n from leads where import_job_id = %s", (completed["id"],)).fetchone()
+    assert left["n"] == 0
+
+    # Retry the failed job from its row, its file replaced by a good one: to its review.
+    storage(stack).put(job(conn, failed)["storage_path"], good)
+    page.get_by_role("link", name="Retour aux imports").click()
+    row[failed].get_by_role("button", name="Réessayer sans-contact.csv").click()
+    expect(page).to_have_url(re.compile(f"job={failed}"))
+    expect(page.get_by_role("heading", name="Résultat de l’analyse")).to_be_visible()
+    assert count(page, "total_rows") == stats.rows == job(conn, failed)["total_rows"]
 
 
 def test_an_api_error_shows_its_message(stack: LocalStack, server_url: str, database_url: str, page: Any) -> None:

@@ -648,11 +648,12 @@ function codesBox(codes) {
   );
 }
 
-async function invalidPage(job, box, afters, my) {
+async function invalidPage(job, box, afters, my, { focus = false } = {}) {
   const after = afters[afters.length - 1];
   let page;
   try {
-    page = await api.get(`/api/jobs/${job.id}/invalid-rows?after=${after}&limit=${INVALID_PAGE}`);
+    // One row more than a page: whether a next page exists, without offering an empty one.
+    page = await api.get(`/api/jobs/${job.id}/invalid-rows?after=${after}&limit=${INVALID_PAGE + 1}`);
   } catch (err) {
     if (my === view && err.status !== 401) box.replaceChildren(h("p", { class: "error" }, err.message));
     return;
@@ -662,19 +663,25 @@ async function invalidPage(job, box, afters, my) {
     box.replaceChildren(h("p", {}, t("invalid_none")));
     return;
   }
-  const tbody = h("tbody", {}, page.rows.map((row) => invalidRow(job, page.header, row, my)));
-  const nav = h("div", { class: "pager" });
-  if (afters.length > 1) nav.append(h("button", { type: "button", onclick: () => invalidPage(job, box, afters.slice(0, -1), my) }, t("prev_page")));
-  if (page.next_after !== null) nav.append(h("button", { type: "button", onclick: () => invalidPage(job, box, [...afters, page.next_after], my) }, t("next_page")));
-  box.replaceChildren(
-    h(
-      "table",
-      { class: "invalid" },
-      h("thead", {}, h("tr", {}, ["col_row", "col_cells", "col_reasons", "col_actions"].map((k) => h("th", { scope: "col" }, t(k))))),
-      tbody,
-    ),
-    nav,
-  );
+  const more = page.rows.length > INVALID_PAGE;
+  const rows = page.rows.slice(0, INVALID_PAGE);
+  const number = afters.length;
+  const goTo = (next) => invalidPage(job, box, next, my, { focus: true });
+  const nav = h("div", { class: "pager" }, h("span", { id: "invalid-page" }, t("page_n", { n: num(number) })));
+  if (number > 1) nav.append(h("button", { type: "button", onclick: () => goTo(afters.slice(0, -1)) }, t("prev_page")));
+  if (more) nav.append(h("button", { type: "button", onclick: () => goTo([...afters, rows[rows.length - 1].row_no]) }, t("next_page")));
+  // The page's table is named by the section's title and its page number; a change of page
+  // takes the focus to it (the button pressed is gone).
+  const table = rows.length
+    ? h(
+        "table",
+        { class: "invalid", tabindex: "-1", "aria-labelledby": "invalid-title invalid-page" },
+        h("thead", {}, h("tr", {}, ["col_row", "col_cells", "col_reasons", "col_actions"].map((k) => h("th", { scope: "col" }, t(k))))),
+        h("tbody", {}, rows.map((row) => invalidRow(job, page.header, row, my))),
+      )
+    : h("p", { tabindex: "-1" }, t("invalid_no_more"));
+  box.replaceChildren(table, nav);
+  if (focus) table.focus();
 }
 
 function rowState(row) {

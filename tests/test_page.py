@@ -26,6 +26,7 @@ from lib.auth import mint_token
 from lib.cli import sign_in_link
 from lib.local.stack import LOCAL_MEMBERS, LocalStack, seed_local_organization
 from tests.helpers import (
+    LEAD_HEADER,
     SMALL_SLICES,
     Api,
     add_other_org,
@@ -33,6 +34,7 @@ from tests.helpers import (
     job,
     make_stack,
     outcome,
+    phone,
     same_as_baseline,
     sample,
     storage,
@@ -647,6 +649,59 @@ def test_the_history_offers_each_job_the_actions_its_status_allows(
     expect(page).to_have_url(re.compile(f"job={failed}"))
     expect(page.get_by_role("heading", name="Résultat de l’analyse")).to_be_visible()
     assert count(page, "total_rows") == stats.rows == job(conn, failed)["total_rows"]
+
+
+def test_an_invalid_row_on_the_second_page_is_fixed_in_place(
+    stack: LocalStack, conn: psycopg.Connection, page: Any, tmp_path: Path
+) -> None:
+    """Twenty invalid rows, ten a page: the keyboard goes to the second page (the focus on
+    its table), a row there is fixed in place and the counts move; the second page is the
+    last (no next page that would be empty), and the first page is still the first ten."""
+    from playwright.sync_api import expect
+
+    invalid = [["", "inconnu", "ACME", f"Ville {i}"] for i in range(20)]
+    valid = [[f"l{i}@exemple.fr", phone(i), "ACME", "Lyon"] for i in range(5)]
+    api = Api(stack)
+    job_id = api.parse(conn, write_csv(tmp_path / "vingt.csv", LEAD_HEADER, invalid + valid))["id"]
+    assert (job(conn, job_id)["invalid_rows"], job(conn, job_id)["valid_rows"]) == (20, 5)
+    listed = api.call("GET", f"/api/jobs/{job_id}/invalid-rows?limit=100")[1]["rows"]
+    numbers = [r["row_no"] for r in listed]
+    assert len(numbers) == 20
+
+    sign_in(page, stack)
+    page.goto(f"{stack.app_url}/?job={job_id}")
+    rows = page.locator("table.invalid tbody tr[data-row]")
+    expect(rows).to_have_count(10)
+    assert [int(n) for n in rows.evaluate_all("rs => rs.map(r => r.dataset.row)")] == numbers[:10]
+    expect(page.get_by_role("button", name="Page précédente")).to_have_count(0)
+
+    keys = Keyboard(page)
+    keys.click(page.get_by_role("button", name="Page suivante"))
+    second = page.get_by_role("table", name="Lignes invalides Page 2")
+    expect(second).to_be_focused()
+    expect(rows).to_have_count(10)
+    assert [int(n) for n in rows.evaluate_all("rs => rs.map(r => r.dataset.row)")] == numbers[10:]
+    expect(page.get_by_role("button", name="Page suivante")).to_have_count(0)
+    accessible(page, "review, second page of invalid rows")
+
+    row_no = numbers[14]
+    row = page.locator(f'table.invalid tbody tr[data-row="{row_no}"]')
+    keys.click(row.get_by_role("button", name=f"Corriger la ligne {row_no}"))
+    keys.fill(page.get_by_label(f"Téléphone (ligne {row_no})"), "06 12 34 56 78")
+    keys.click(page.get_by_role("button", name="Enregistrer"))
+    expect(row.locator("td.state")).to_contain_text("valides")
+    expect(page.locator('[data-count="valid_rows"]')).to_have_text("6")
+    expect(page.locator('[data-count="invalid_rows"]')).to_have_text("19")
+    expect(page.locator('[data-count="fixed_rows"]')).to_have_text("1")
+    fixed = api.call("GET", f"/api/jobs/{job_id}/rows/{row_no}")[1]["row"]
+    assert fixed["valid"] and fixed["values"]["Téléphone"] == "06 12 34 56 78"
+
+    keys.click(page.get_by_role("button", name="Page précédente"))
+    expect(page.get_by_role("table", name="Lignes invalides Page 1")).to_be_focused()
+    assert [int(n) for n in rows.evaluate_all("rs => rs.map(r => r.dataset.row)")] == numbers[:10]
+    keys.click(page.get_by_role("button", name="Page suivante"))
+    expect(rows).to_have_count(9)  # the fixed row is no longer invalid
+    assert row_no not in [int(n) for n in rows.evaluate_all("rs => rs.map(r => r.dataset.row)")]
 
 
 def test_an_api_error_shows_its_message(stack: LocalStack, server_url: str, database_url: str, page: Any) -> None:

@@ -1,7 +1,7 @@
 // The session (the Supabase access token, kept in sessionStorage) and the HTTP API.
 // Every API error becomes an ApiError carrying the server's message, never a bare status.
 
-import { t } from "./i18n.js";
+import { apiMessage, t } from "./i18n.js";
 
 const KEY = "lead-import.session";
 // A token is refreshed a minute before it expires, or halfway through its life when it lives
@@ -162,7 +162,8 @@ export async function sendMagicLink(email) {
   }
   if (!resp.ok) {
     const data = await resp.json().catch(() => ({}));
-    throw new ApiError(resp.status, data.error_code || "auth", data.msg || data.message || t("http_error", { status: resp.status }));
+    const code = data.error_code || "auth";
+    throw new ApiError(resp.status, code, apiMessage(code, data.msg || data.message || t("http_error", { status: resp.status })));
   }
 }
 
@@ -195,14 +196,14 @@ async function request(method, path, body, { auth = true, raw = false } = {}) {
   } catch {
     data = null;
   }
+  const message = data?.message ? apiMessage(data.error, data.message, data) : null;
   if (resp.status === 401 && auth) {
     signOut();
-    const message = data?.message || t("signin_expired");
-    onSignedOut(message);
-    throw new ApiError(401, data?.error || "unauthorized", message);
+    onSignedOut(message || t("signin_expired"));
+    throw new ApiError(401, data?.error || "unauthorized", message || t("signin_expired"));
   }
   if (!resp.ok) {
-    throw new ApiError(resp.status, data?.error || `http_${resp.status}`, data?.message || t("http_error", { status: resp.status }));
+    throw new ApiError(resp.status, data?.error || `http_${resp.status}`, message || t("http_error", { status: resp.status }));
   }
   return data;
 }
@@ -225,7 +226,8 @@ export function upload(url, file, onProgress) {
       if (xhr.status >= 200 && xhr.status < 300) return resolve();
       let message = t("http_error", { status: xhr.status });
       try {
-        message = JSON.parse(xhr.responseText).message || message;
+        const data = JSON.parse(xhr.responseText);
+        if (data.message) message = apiMessage(data.error, data.message, data);
       } catch {
         /* S3 answers XML: keep the status */
       }

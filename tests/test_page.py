@@ -359,9 +359,10 @@ def test_expired_token_and_other_organizations_job(stack: LocalStack, conn: psyc
     expired = token(stack, expires_in=-60)
     status, reply = mine.call("GET", "/api/jobs", token=expired)
     assert status == 401, reply
+    assert reply["error"] == "TokenExpired"
     page.goto(sign_in_link(stack.app_url, expired, 3600))
     expect(page.get_by_role("heading", name="Connexion")).to_be_visible()
-    expect(page.get_by_role("alert")).to_have_text(reply["message"])
+    expect(page.get_by_role("alert")).to_have_text("Votre session a expiré : connectez-vous à nouveau.")
     expect(page.get_by_text("mine.csv")).to_have_count(0)
     assert page.evaluate("sessionStorage.getItem('lead-import.session')") is None
     shot(page, "sign-in")
@@ -409,10 +410,15 @@ def test_deployed_sign_in_asks_supabase_auth_for_a_link_and_refreshes_the_token(
         expect(page.get_by_role("heading", name="Connexion")).to_be_visible()
         expect(page.get_by_label("Jeton d’accès")).to_have_count(0)
         accessible(page, "deployed sign-in")
+        # An address without an account: Supabase Auth's refusal (create_user is false), in French.
+        page.get_by_label("Adresse e-mail").fill("inconnu@exemple.fr")
+        page.get_by_role("button", name="Recevoir un lien de connexion").click()
+        expect(page.get_by_role("alert")).to_have_text(re.compile("^Aucun compte n’existe pour cette adresse"))
+        assert auth.requests("POST", "/auth/v1/otp")[0].status == 422
         page.get_by_label("Adresse e-mail").fill(member[1])
         page.get_by_role("button", name="Recevoir un lien de connexion").click()
         expect(page.locator("#main")).to_contain_text(f"Un lien de connexion a été envoyé à {member[1]}.")
-        (otp,) = auth.requests("POST", "/auth/v1/otp")
+        otp = auth.requests("POST", "/auth/v1/otp")[-1]
         assert otp.headers["apikey"] == anon
         assert otp.body["email"] == member[1] and otp.body["create_user"] is False
         assert otp.query["redirect_to"] == f"{stack.app_url}/"
@@ -704,12 +710,20 @@ def test_an_invalid_row_on_the_second_page_is_fixed_in_place(
     assert row_no not in [int(n) for n in rows.evaluate_all("rs => rs.map(r => r.dataset.row)")]
 
 
-def test_an_api_error_shows_its_message(stack: LocalStack, server_url: str, database_url: str, page: Any) -> None:
+def test_an_api_error_shows_its_message(
+    browser: Any, stack: LocalStack, server_url: str, database_url: str, page: Any
+) -> None:
     """The database refusing connections: the page says what the API says (503,
-    "database unavailable"), no blank screen; back once it accepts them again."""
+    `database_unavailable`), in French on the French page and as the API's own message on the
+    English one; no blank screen; back once it accepts connections again."""
     from playwright.sync_api import expect
 
+    french = "La base de données ne répond pas. Réessayez dans un instant."
     sign_in(page, stack)
+    english = browser.new_context(locale="en-US")
+    english_page = english.new_page()
+    english_page.goto(sign_in_link(stack.app_url, token(stack), 3600))
+    expect(english_page.get_by_role("heading", name="New import")).to_be_visible()
     name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
     with db.connect(server_url) as admin:
         admin.execute(f'alter database "{name}" allow_connections false')  # a test database's own name
@@ -718,16 +732,24 @@ def test_an_api_error_shows_its_message(stack: LocalStack, server_url: str, data
             (name,),
         )
         try:
+            status, reply = Api(stack).call("GET", "/api/jobs")
+            assert (status, reply["error"]) == (503, "database_unavailable"), reply
             page.reload()
-            expect(page.locator("#history")).to_contain_text("The database is unavailable; try again.")
+            expect(page.locator("#history")).to_contain_text(french)
             page.goto(f"{stack.app_url}/?job={uuid.uuid4()}")
-            expect(page.get_by_role("alert")).to_have_text("The database is unavailable; try again.")
+            expect(page.get_by_role("alert")).to_have_text(french)
             shot(page, "api-error")
             accessible(page, "api error")
+            english_page.reload()
+            expect(english_page.locator("#history")).to_contain_text(reply["message"])
         finally:
             admin.execute(f'alter database "{name}" allow_connections true')
+            english.close()
     page.goto(stack.app_url)
     expect(page.get_by_role("heading", name="Historique des imports")).to_be_visible()
+    # A code the page has no French for shows the API's own message.
+    fallback = page.evaluate("import('./i18n.js').then(m => m.apiMessage('a_new_code', 'What the API says.'))")
+    assert fallback == "What the API says."
 
 
 def test_english_when_the_browser_prefers_it(browser: Any, stack: LocalStack) -> None:

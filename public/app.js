@@ -631,8 +631,8 @@ function updateCounts(job) {
   const button = document.getElementById("commit-button");
   if (button) {
     button.dataset.valid = String(job.valid_rows);
-    button.textContent = commitLabel(job.valid_rows);
-    button.disabled = !job.valid_rows;
+    button.dataset.duplicates = String(job.duplicate_rows ?? 0);
+    relabelCommit(button);
   }
 }
 
@@ -785,6 +785,20 @@ function commitLabel(count) {
   return count === 1 ? t("commit_button_one") : t("commit_button", { count: num(count) });
 }
 
+/** The rows the commit will try to import: the valid rows, less the in-file duplicates unless
+ * duplicates are created anyway (in skip and update modes the first occurrence wins and the
+ * later ones are skipped: lib/commit_slice.py). */
+function commitCount(valid, duplicates, mode) {
+  return mode === "create" ? valid : Math.max(0, valid - duplicates);
+}
+
+function relabelCommit(button) {
+  const mode = button.form?.querySelector('input[name="duplicates"]:checked')?.value || "skip";
+  const count = commitCount(Number(button.dataset.valid), Number(button.dataset.duplicates), mode);
+  button.textContent = commitLabel(count);
+  button.disabled = !count;
+}
+
 function commitForm(job, memberList, my) {
   const d = job.commit_defaults || {};
   const radio = (name, value, label, help, checked) => {
@@ -799,7 +813,7 @@ function commitForm(job, memberList, my) {
   };
   const duplicates = h(
     "fieldset",
-    {},
+    { onchange: () => relabelCommit(button) },
     h("legend", {}, t("duplicates_legend")),
     ["skip", "update", "create"].map((v) => radio("duplicates", v, t(`dup_${v}`), t(`dup_${v}_help`), (d.duplicates || "skip") === v)),
   );
@@ -819,7 +833,15 @@ function commitForm(job, memberList, my) {
       h("div", {}, h("input", { type: "checkbox", id: `rr-${i}`, name: "owners", value: m.email, checked: d.assignment === "round_robin" && ownerIds.has(m.id) }), h("label", { for: `rr-${i}` }, m.email)),
     ),
   );
-  const column = h("select", { id: "owner-column", name: "owner_column" }, (job.header || []).map((name) => h("option", { value: name, selected: d.owner_column === name }, name)));
+  // The column the mapping found holding owners (or the remembered one) is preselected; else
+  // the user chooses one (no column is picked silently).
+  const ownerColumn = d.owner_column || d.owner_column_found || "";
+  const column = h(
+    "select",
+    { id: "owner-column", name: "owner_column" },
+    ownerColumn ? null : h("option", { value: "", selected: true }, t("assign_column_choose")),
+    (job.header || []).map((name) => h("option", { value: name, selected: ownerColumn === name }, name)),
+  );
   const assignment = d.assignment || "none";
   const assign = h(
     "fieldset",
@@ -833,7 +855,7 @@ function commitForm(job, memberList, my) {
     radio("assignment", "column", t("assign_column"), null, assignment === "column"),
     h("div", { class: "sub" }, h("label", { for: "owner-column" }, t("assign_column_label")), column),
   );
-  const button = h("button", { type: "submit", id: "commit-button", class: "primary", disabled: !job.valid_rows, dataset: { valid: job.valid_rows } }, commitLabel(job.valid_rows));
+  const button = h("button", { type: "submit", id: "commit-button", class: "primary", dataset: { valid: job.valid_rows, duplicates: job.duplicate_rows ?? 0 } });
   const form = h(
     "form",
     {
@@ -849,7 +871,13 @@ function commitForm(job, memberList, my) {
             body.owners = data.getAll("owners");
             if (!body.owners.length) throw new Error(t("choose_members"));
           }
-          if (body.assignment === "column") body.owner_column = data.get("owner_column");
+          if (body.assignment === "column") {
+            body.owner_column = data.get("owner_column");
+            if (!body.owner_column) {
+              column.focus();
+              throw new Error(t("choose_column"));
+            }
+          }
           const reply = await api.post(`/api/jobs/${job.id}/commit`, body);
           if (my === view) {
             focusOnScreen = true;
@@ -864,6 +892,7 @@ function commitForm(job, memberList, my) {
     assign,
     button,
   );
+  relabelCommit(button);
   return form;
 }
 

@@ -295,7 +295,8 @@ def test_import_from_the_page(
     act.check(page.get_by_label("À tour de rôle entre plusieurs membres"))
     act.check(page.get_by_label(LOCAL_MEMBERS[1][1]))
     act.check(page.get_by_label(LOCAL_MEMBERS[2][1]))
-    button = page.get_by_role("button", name=f"Importer {valid} contacts")
+    # In-file duplicates are skipped (the first occurrence wins): not counted.
+    button = page.get_by_role("button", name=f"Importer {valid - job['duplicate_rows']} contacts")
     expect(button).to_be_visible()
     shot(page, "commit-choices", page.locator("#commit-form"))
     act.click(button)
@@ -708,6 +709,57 @@ def test_an_invalid_row_on_the_second_page_is_fixed_in_place(
     keys.click(page.get_by_role("button", name="Page suivante"))
     expect(rows).to_have_count(9)  # the fixed row is no longer invalid
     assert row_no not in [int(n) for n in rows.evaluate_all("rs => rs.map(r => r.dataset.row)")]
+
+
+def test_the_commit_choices_preselect_the_owner_column_found_and_count_what_will_be_imported(
+    stack: LocalStack, conn: psycopg.Connection, page: Any, tmp_path: Path
+) -> None:
+    """The owner column the mapping found is the one preselected; without one, the user is
+    asked to choose (no column picked silently). The commit button counts what the commit
+    will try to import: the valid rows less the in-file duplicates it will skip, unless
+    duplicates are created anyway; the summary's created leads are that count."""
+    from playwright.sync_api import expect
+
+    api = Api(stack)
+    header = ["E-mail", "Téléphone", "Ville", "Commercial"]
+    owned = [[f"l{i}@exemple.fr", phone(i), "Lyon", LOCAL_MEMBERS[i % 3][1]] for i in range(5)]
+    with_owner = api.parse(conn, write_csv(tmp_path / "avec-commercial.csv", header, owned))
+    assert with_owner["mapping"][3] == "owner"
+    sign_in(page, stack)
+    page.goto(f"{stack.app_url}/?job={with_owner['id']}")
+    expect(page.get_by_label("Colonne", exact=True)).to_have_value("Commercial")
+    expect(page.get_by_label("Selon une colonne du fichier (e-mail du membre)")).to_be_checked()
+
+    # Ten valid rows, three of them repeating an earlier one (the email in other letters).
+    rows = [[f"m{i}@exemple.fr", phone(i), "Paris"] for i in range(7)]
+    rows += [[f"M{i}@Exemple.FR", phone(100 + i), "Nice"] for i in range(3)]
+    plain = api.parse(conn, write_csv(tmp_path / "doublons.csv", header[:3], rows))
+    assert (plain["valid_rows"], plain["duplicate_rows"]) == (10, 3)
+    page.goto(f"{stack.app_url}/?job={plain['id']}")
+    column = page.get_by_label("Colonne", exact=True)
+    expect(column).to_have_value("")
+    expect(column.locator("option:checked")).to_have_text("— choisissez une colonne —")
+    button = page.locator("#commit-button")
+    expect(button).to_have_text("Importer 7 contacts")
+    page.get_by_label("Créer quand même").check()
+    expect(button).to_have_text("Importer 10 contacts")
+    page.get_by_label("Mettre à jour").check()
+    expect(button).to_have_text("Importer 7 contacts")
+    page.get_by_label("Ignorer").check()
+
+    # A column assignment without a column: asked for, nothing sent.
+    page.get_by_label("Selon une colonne du fichier (e-mail du membre)").check()
+    button.click()
+    expect(page.get_by_role("alert")).to_have_text("Choisissez la colonne qui contient l’e-mail du propriétaire.")
+    expect(column).to_be_focused()
+    assert job(conn, plain["id"])["status"] == "ready"
+
+    page.get_by_label("Personne").check()
+    button.click()
+    expect(page.get_by_role("heading", name=re.compile("Import terminé"))).to_be_visible()
+    done = finished(conn, plain["id"], "completed")
+    assert (done["inserted_rows"], done["skipped_rows"]) == (7, 3)
+    assert count(page, "inserted_rows") == 7
 
 
 def test_an_api_error_shows_its_message(

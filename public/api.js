@@ -1,10 +1,13 @@
 // The session (the Supabase access token, kept in sessionStorage) and the HTTP API.
 // Every API error becomes an ApiError carrying the server's message, never a bare status.
 
-import { t } from "./i18n.js";
+import { apiMessage, t } from "./i18n.js";
 
 const KEY = "lead-import.session";
-const REFRESH_MARGIN_MS = 60_000; // refresh this long before the token expires
+// A token is refreshed a minute before it expires, or halfway through its life when it lives
+// less than two minutes (else a short-lived token would be refreshed again as soon as it came).
+const REFRESH_MARGIN_MS = 60_000;
+const MIN_REFRESH_DELAY_MS = 1_000; // never two scheduled refreshes closer than this
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -16,6 +19,7 @@ export class ApiError extends Error {
 
 let config = null;
 let refreshTimer = null;
+let refreshing = null; // the refresh under way: refresh tokens rotate, so one at a time
 let expired = false;
 let onSignedOut = () => {};
 
@@ -36,10 +40,13 @@ export function takeFragment() {
   }
   const token = params.get("access_token");
   if (!token) return null;
-  const expiresAt = params.get("expires_at")
-    ? Number(params.get("expires_at")) * 1000
-    : Date.now() + Number(params.get("expires_in") || 3600) * 1000;
-  save({ access_token: token, refresh_token: params.get("refresh_token") || null, expires_at: expiresAt });
+  // expires_in counts on this browser's clock; expires_at (the server's clock) only without it.
+  const expiresAt = params.get("expires_in")
+    ? Date.now() + Number(params.get("expires_in")) * 1000
+    : params.get("expires_at")
+      ? Number(params.get("expires_at")) * 1000
+      : Date.now() + 3600_000;
+  save(withRefreshTime({ access_token: token, refresh_token: params.get("refresh_token") || null, expires_at: expiresAt }));
   clean();
   return null;
 }
@@ -54,6 +61,16 @@ export function useToken(token) {
     /* not a JWT we can read: the API decides */
   }
   save({ access_token: token.trim(), refresh_token: null, expires_at: expiresAt });
+}
+
+/** The session with the time to refresh it (refresh_at), from its remaining life. */
+function withRefreshTime(s) {
+  const life = Math.max(0, s.expires_at - Date.now());
+  return { ...s, refresh_at: Date.now() + Math.max(life - REFRESH_MARGIN_MS, life / 2) };
+}
+
+function refreshTime(s) {
+  return s.refresh_at ?? s.expires_at - REFRESH_MARGIN_MS;
 }
 
 function save(session) {
@@ -90,12 +107,18 @@ export function signOut() {
 function scheduleRefresh(s) {
   clearTimeout(refreshTimer);
   if (!s || !s.refresh_token || !config || !config.supabase_url) return;
-  const delay = Math.max(0, s.expires_at - Date.now() - REFRESH_MARGIN_MS);
+  const delay = Math.max(MIN_REFRESH_DELAY_MS, refreshTime(s) - Date.now());
   refreshTimer = setTimeout(() => refresh().catch(() => {}), delay);
 }
 
-/** A new access token from the refresh token (Supabase Auth's token endpoint). */
-async function refresh() {
+/** A new access token from the refresh token (Supabase Auth's token endpoint). Callers at the
+ * same time share one request: a refresh token is good for one refresh only. */
+function refresh() {
+  if (!refreshing) refreshing = doRefresh().finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+async function doRefresh() {
   const s = session();
   if (!s || !s.refresh_token || !config?.supabase_url) return false;
   const resp = await fetch(`${config.supabase_url}/auth/v1/token?grant_type=refresh_token`, {
@@ -105,11 +128,12 @@ async function refresh() {
   });
   if (!resp.ok) return false;
   const data = await resp.json();
-  save({
+  if (!session()) return false; // signed out meanwhile
+  save(withRefreshTime({
     access_token: data.access_token,
     refresh_token: data.refresh_token || s.refresh_token,
-    expires_at: Date.now() + Number(data.expires_in || 3600) * 1000,
-  });
+    expires_at: Date.now() + Number(data.expires_in || 3600) * 1000, // this browser's clock, not the server's
+  }));
   return true;
 }
 
@@ -117,7 +141,7 @@ export async function loadConfig() {
   config = await request("GET", "/api/config", undefined, { auth: false });
   const s = session();
   if (s) {
-    if (s.expires_at - Date.now() < REFRESH_MARGIN_MS && s.refresh_token) await refresh().catch(() => false);
+    if (refreshTime(s) <= Date.now() && s.refresh_token) await refresh().catch(() => false);
     scheduleRefresh(session());
   }
   return config;
@@ -138,7 +162,8 @@ export async function sendMagicLink(email) {
   }
   if (!resp.ok) {
     const data = await resp.json().catch(() => ({}));
-    throw new ApiError(resp.status, data.error_code || "auth", data.msg || data.message || t("http_error", { status: resp.status }));
+    const code = data.error_code || "auth";
+    throw new ApiError(resp.status, code, apiMessage(code, data.msg || data.message || t("http_error", { status: resp.status })));
   }
 }
 
@@ -171,14 +196,14 @@ async function request(method, path, body, { auth = true, raw = false } = {}) {
   } catch {
     data = null;
   }
+  const message = data?.message ? apiMessage(data.error, data.message, data) : null;
   if (resp.status === 401 && auth) {
     signOut();
-    const message = data?.message || t("signin_expired");
-    onSignedOut(message);
-    throw new ApiError(401, data?.error || "unauthorized", message);
+    onSignedOut(message || t("signin_expired"));
+    throw new ApiError(401, data?.error || "unauthorized", message || t("signin_expired"));
   }
   if (!resp.ok) {
-    throw new ApiError(resp.status, data?.error || `http_${resp.status}`, data?.message || t("http_error", { status: resp.status }));
+    throw new ApiError(resp.status, data?.error || `http_${resp.status}`, message || t("http_error", { status: resp.status }));
   }
   return data;
 }
@@ -201,7 +226,8 @@ export function upload(url, file, onProgress) {
       if (xhr.status >= 200 && xhr.status < 300) return resolve();
       let message = t("http_error", { status: xhr.status });
       try {
-        message = JSON.parse(xhr.responseText).message || message;
+        const data = JSON.parse(xhr.responseText);
+        if (data.message) message = apiMessage(data.error, data.message, data);
       } catch {
         /* S3 answers XML: keep the status */
       }

@@ -166,8 +166,11 @@ function renderSignIn(message) {
           e.preventDefault();
           act(form.querySelector("button"), async () => {
             await sendMagicLink(input.value.trim());
+            // The form goes, and the focus with it: to the message (the live region says it too).
+            const sent = h("p", { id: "signin-sent", tabindex: "-1" }, t("signin_sent", { email: input.value.trim() }));
+            form.replaceWith(sent);
+            sent.focus();
             announce(t("signin_sent", { email: input.value.trim() }));
-            form.replaceWith(h("p", { role: "status" }, t("signin_sent", { email: input.value.trim() })));
           });
         },
       },
@@ -267,13 +270,24 @@ async function renderHistory(box, my) {
   }
   const rows = jobs.map((job) => {
     const actions = [jobLink(job.id, h("span", {}, t("open"), h("span", { class: "visually-hidden" }, ` ${job.file_name}`)))];
-    const button = (label, fn) =>
-      h("button", { type: "button", onclick: (e) => act(e.currentTarget, fn) }, label, h("span", { class: "visually-hidden" }, ` ${job.file_name}`));
+    // A failed job's message is in its status cell, and describes its retry.
+    const messageId = `history-error-${job.id}`;
+    const button = (label, fn, attrs = {}) =>
+      h("button", { type: "button", onclick: (e) => act(e.currentTarget, fn), ...attrs }, label, h("span", { class: "visually-hidden" }, ` ${job.file_name}`));
     if (job.status === "failed" || job.status === "cancelled") {
-      actions.push(button(t("retry"), async () => { await api.post(`/api/jobs/${job.id}/retry`); go(job.id); }));
+      const describedBy = job.status === "failed" && job.error_message ? messageId : null;
+      actions.push(button(t("retry"), async () => { await api.post(`/api/jobs/${job.id}/retry`); go(job.id); }, { "aria-describedby": describedBy }));
     }
-    if (ACTIVE.has(job.status) || job.status === "pending") {
-      actions.push(button(t("cancel"), async () => { await api.post(`/api/jobs/${job.id}/cancel`); await renderHistory(box, my); }));
+    // The API cancels a pending, ready or running job.
+    if (ACTIVE.has(job.status) || job.status === "pending" || job.status === "ready") {
+      actions.push(button(t("cancel"), async () => {
+        const reply = await api.post(`/api/jobs/${job.id}/cancel`);
+        announce(t("history_status", { file: job.file_name, status: statusText(reply.job.status) }));
+        await renderHistory(box, my);
+        // The button went with the old row: the focus goes to the new row's action (or its link).
+        const row = box.querySelector(`tr[data-job="${CSS.escape(job.id)}"]`);
+        (row?.querySelector("td.actions button") || row?.querySelector("td.actions a"))?.focus();
+      }));
     }
     if (job.status === "completed") {
       actions.push(button(t("undo"), async () => {
@@ -284,7 +298,7 @@ async function renderHistory(box, my) {
       }));
     }
     const status = [statusText(job.status)];
-    if (job.status === "failed" && job.error_message) status.push(h("div", { class: "error" }, job.error_message));
+    if (job.status === "failed" && job.error_message) status.push(h("div", { class: "error", id: messageId }, job.error_message));
     return h(
       "tr",
       { dataset: { job: job.id } },
@@ -617,8 +631,8 @@ function updateCounts(job) {
   const button = document.getElementById("commit-button");
   if (button) {
     button.dataset.valid = String(job.valid_rows);
-    button.textContent = commitLabel(job.valid_rows);
-    button.disabled = !job.valid_rows;
+    button.dataset.duplicates = String(job.duplicate_rows ?? 0);
+    relabelCommit(button);
   }
 }
 
@@ -634,11 +648,12 @@ function codesBox(codes) {
   );
 }
 
-async function invalidPage(job, box, afters, my) {
+async function invalidPage(job, box, afters, my, { focus = false } = {}) {
   const after = afters[afters.length - 1];
   let page;
   try {
-    page = await api.get(`/api/jobs/${job.id}/invalid-rows?after=${after}&limit=${INVALID_PAGE}`);
+    // One row more than a page: whether a next page exists, without offering an empty one.
+    page = await api.get(`/api/jobs/${job.id}/invalid-rows?after=${after}&limit=${INVALID_PAGE + 1}`);
   } catch (err) {
     if (my === view && err.status !== 401) box.replaceChildren(h("p", { class: "error" }, err.message));
     return;
@@ -648,19 +663,25 @@ async function invalidPage(job, box, afters, my) {
     box.replaceChildren(h("p", {}, t("invalid_none")));
     return;
   }
-  const tbody = h("tbody", {}, page.rows.map((row) => invalidRow(job, page.header, row, my)));
-  const nav = h("div", { class: "pager" });
-  if (afters.length > 1) nav.append(h("button", { type: "button", onclick: () => invalidPage(job, box, afters.slice(0, -1), my) }, t("prev_page")));
-  if (page.next_after !== null) nav.append(h("button", { type: "button", onclick: () => invalidPage(job, box, [...afters, page.next_after], my) }, t("next_page")));
-  box.replaceChildren(
-    h(
-      "table",
-      { class: "invalid" },
-      h("thead", {}, h("tr", {}, ["col_row", "col_cells", "col_reasons", "col_actions"].map((k) => h("th", { scope: "col" }, t(k))))),
-      tbody,
-    ),
-    nav,
-  );
+  const more = page.rows.length > INVALID_PAGE;
+  const rows = page.rows.slice(0, INVALID_PAGE);
+  const number = afters.length;
+  const goTo = (next) => invalidPage(job, box, next, my, { focus: true });
+  const nav = h("div", { class: "pager" }, h("span", { id: "invalid-page" }, t("page_n", { n: num(number) })));
+  if (number > 1) nav.append(h("button", { type: "button", onclick: () => goTo(afters.slice(0, -1)) }, t("prev_page")));
+  if (more) nav.append(h("button", { type: "button", onclick: () => goTo([...afters, rows[rows.length - 1].row_no]) }, t("next_page")));
+  // The page's table is named by the section's title and its page number; a change of page
+  // takes the focus to it (the button pressed is gone).
+  const table = rows.length
+    ? h(
+        "table",
+        { class: "invalid", tabindex: "-1", "aria-labelledby": "invalid-title invalid-page" },
+        h("thead", {}, h("tr", {}, ["col_row", "col_cells", "col_reasons", "col_actions"].map((k) => h("th", { scope: "col" }, t(k))))),
+        h("tbody", {}, rows.map((row) => invalidRow(job, page.header, row, my))),
+      )
+    : h("p", { tabindex: "-1" }, t("invalid_no_more"));
+  box.replaceChildren(table, nav);
+  if (focus) table.focus();
 }
 
 function rowState(row) {
@@ -764,6 +785,20 @@ function commitLabel(count) {
   return count === 1 ? t("commit_button_one") : t("commit_button", { count: num(count) });
 }
 
+/** The rows the commit will try to import: the valid rows, less the in-file duplicates unless
+ * duplicates are created anyway (in skip and update modes the first occurrence wins and the
+ * later ones are skipped: lib/commit_slice.py). */
+function commitCount(valid, duplicates, mode) {
+  return mode === "create" ? valid : Math.max(0, valid - duplicates);
+}
+
+function relabelCommit(button) {
+  const mode = button.form?.querySelector('input[name="duplicates"]:checked')?.value || "skip";
+  const count = commitCount(Number(button.dataset.valid), Number(button.dataset.duplicates), mode);
+  button.textContent = commitLabel(count);
+  button.disabled = !count;
+}
+
 function commitForm(job, memberList, my) {
   const d = job.commit_defaults || {};
   const radio = (name, value, label, help, checked) => {
@@ -778,7 +813,7 @@ function commitForm(job, memberList, my) {
   };
   const duplicates = h(
     "fieldset",
-    {},
+    { onchange: () => relabelCommit(button) },
     h("legend", {}, t("duplicates_legend")),
     ["skip", "update", "create"].map((v) => radio("duplicates", v, t(`dup_${v}`), t(`dup_${v}_help`), (d.duplicates || "skip") === v)),
   );
@@ -798,7 +833,15 @@ function commitForm(job, memberList, my) {
       h("div", {}, h("input", { type: "checkbox", id: `rr-${i}`, name: "owners", value: m.email, checked: d.assignment === "round_robin" && ownerIds.has(m.id) }), h("label", { for: `rr-${i}` }, m.email)),
     ),
   );
-  const column = h("select", { id: "owner-column", name: "owner_column" }, (job.header || []).map((name) => h("option", { value: name, selected: d.owner_column === name }, name)));
+  // The column the mapping found holding owners (or the remembered one) is preselected; else
+  // the user chooses one (no column is picked silently).
+  const ownerColumn = d.owner_column || d.owner_column_found || "";
+  const column = h(
+    "select",
+    { id: "owner-column", name: "owner_column" },
+    ownerColumn ? null : h("option", { value: "", selected: true }, t("assign_column_choose")),
+    (job.header || []).map((name) => h("option", { value: name, selected: ownerColumn === name }, name)),
+  );
   const assignment = d.assignment || "none";
   const assign = h(
     "fieldset",
@@ -812,7 +855,7 @@ function commitForm(job, memberList, my) {
     radio("assignment", "column", t("assign_column"), null, assignment === "column"),
     h("div", { class: "sub" }, h("label", { for: "owner-column" }, t("assign_column_label")), column),
   );
-  const button = h("button", { type: "submit", id: "commit-button", class: "primary", disabled: !job.valid_rows, dataset: { valid: job.valid_rows } }, commitLabel(job.valid_rows));
+  const button = h("button", { type: "submit", id: "commit-button", class: "primary", dataset: { valid: job.valid_rows, duplicates: job.duplicate_rows ?? 0 } });
   const form = h(
     "form",
     {
@@ -828,7 +871,13 @@ function commitForm(job, memberList, my) {
             body.owners = data.getAll("owners");
             if (!body.owners.length) throw new Error(t("choose_members"));
           }
-          if (body.assignment === "column") body.owner_column = data.get("owner_column");
+          if (body.assignment === "column") {
+            body.owner_column = data.get("owner_column");
+            if (!body.owner_column) {
+              column.focus();
+              throw new Error(t("choose_column"));
+            }
+          }
           const reply = await api.post(`/api/jobs/${job.id}/commit`, body);
           if (my === view) {
             focusOnScreen = true;
@@ -843,6 +892,7 @@ function commitForm(job, memberList, my) {
     assign,
     button,
   );
+  relabelCommit(button);
   return form;
 }
 

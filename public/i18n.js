@@ -39,6 +39,7 @@ const FR = {
   col_counts: "Lignes",
   col_actions: "Actions",
   history_counts: "{total} lignes, {inserted} créées, {updated} mises à jour",
+  history_status: "{file} : {status}",
   open: "Ouvrir",
   retry: "Réessayer",
   cancel: "Arrêter",
@@ -113,6 +114,8 @@ const FR = {
   row_included: "Ligne {row} réintégrée.",
   cell_label: "{header} (ligne {row})",
   prev_page: "Page précédente",
+  page_n: "Page {n}",
+  invalid_no_more: "Plus aucune ligne invalide sur cette page.",
   next_page: "Page suivante",
   report: "Télécharger le rapport d’erreurs",
   choices_title: "Options d’import",
@@ -140,6 +143,8 @@ const FR = {
   commit_button_one: "Importer 1 contact",
   commit_nothing: "Aucune ligne valide à importer",
   choose_members: "Choisissez au moins un membre.",
+  choose_column: "Choisissez la colonne qui contient l’e-mail du propriétaire.",
+  assign_column_choose: "— choisissez une colonne —",
   summary_title: "Import terminé",
   summary_reverted_title: "Import annulé",
   sum_inserted: "Créés",
@@ -201,6 +206,7 @@ const EN = {
   col_counts: "Rows",
   col_actions: "Actions",
   history_counts: "{total} rows, {inserted} created, {updated} updated",
+  history_status: "{file}: {status}",
   open: "Open",
   retry: "Retry",
   cancel: "Stop",
@@ -275,6 +281,8 @@ const EN = {
   row_included: "Row {row} included again.",
   cell_label: "{header} (row {row})",
   prev_page: "Previous page",
+  page_n: "Page {n}",
+  invalid_no_more: "No invalid row left on this page.",
   next_page: "Next page",
   report: "Download the error report",
   choices_title: "Import options",
@@ -302,6 +310,8 @@ const EN = {
   commit_button_one: "Import 1 lead",
   commit_nothing: "No valid row to import",
   choose_members: "Choose at least one member.",
+  choose_column: "Choose the column that holds the owner’s email.",
+  assign_column_choose: "— choose a column —",
   summary_title: "Import completed",
   summary_reverted_title: "Import undone",
   sum_inserted: "Created",
@@ -334,6 +344,41 @@ function pick() {
   return "fr";
 }
 
+// The API's errors ({"error": code, "message": English text}) a user can meet, in French,
+// by code; Supabase Auth's by its error_code. A code without an entry shows the API's own
+// message, and so does the English page.
+const API_ERRORS_FR = {
+  database_unavailable: "La base de données ne répond pas. Réessayez dans un instant.",
+  QueueUnavailable: "L’opération n’a pas pu être lancée (la file d’attente ne répond pas) ; rien n’a changé. Réessayez dans un instant.",
+  StorageError: "Le stockage des fichiers ne répond pas. Réessayez dans un instant.",
+  AuthUnavailable: "Votre session ne peut pas être vérifiée pour l’instant. Réessayez dans un instant.",
+  internal_error: "Une erreur s’est produite de notre côté. Donnez au support la référence {request_id}.",
+  JobNotFound: "Import introuvable : il n’existe pas, ou il appartient à une autre organisation.",
+  OrganizationNotFound: "Organisation introuvable parmi les vôtres.",
+  ObjectMissing: "Le fichier n’est plus dans le stockage : recommencez l’import avec votre fichier.",
+  Forbidden: "Vous n’avez pas le droit de faire cela dans cette organisation.",
+  IllegalTransition: "Cette action n’est pas possible dans l’état actuel de l’import : rechargez la page pour voir où il en est. (Détail : {message})",
+  file_not_uploaded: "Le fichier n’a pas encore été envoyé : recommencez l’import en le choisissant à nouveau.",
+  commit_in_progress: "Cet import est déjà en cours, avec d’autres options : attendez qu’il se termine.",
+  already_committed: "Cet import a déjà été fait, avec d’autres options.",
+  file_too_large: "Le fichier dépasse la taille maximale d’un import. Découpez-le en plusieurs fichiers et importez-les un par un.",
+  FileTooLarge: "Le fichier dépasse la taille maximale d’un import. Découpez-le en plusieurs fichiers et importez-les un par un.",
+  UploadRefused: "L’adresse d’envoi du fichier n’est plus valable : recommencez l’import.",
+  no_contact_column: "Associez au moins une colonne à l’e-mail ou au téléphone : un contact en a besoin pour être importé.",
+  field_used_twice: "Un même champ est associé à plusieurs colonnes : associez-le à une seule colonne.",
+  unknown_column: "Le fichier n’a pas de colonne de ce nom : rechargez la page.",
+  ambiguous_column: "Le fichier a plusieurs colonnes de ce nom : corrigez cette ligne dans le fichier.",
+  TokenExpired: "Votre session a expiré : connectez-vous à nouveau.",
+  TokenInvalid: "Votre session n’est pas valide : connectez-vous à nouveau.",
+  TokenMissing: "Connectez-vous pour continuer.",
+  Unauthorized: "Connectez-vous pour continuer.",
+  // Supabase Auth (the sign-in form)
+  otp_disabled: "Aucun compte n’existe pour cette adresse : vérifiez-la, ou demandez à un administrateur de votre organisation de vous inviter.",
+  email_address_invalid: "Cette adresse e-mail n’est pas valide.",
+  over_email_send_rate_limit: "Trop de liens demandés : attendez quelques minutes avant d’en demander un autre.",
+  over_request_rate_limit: "Trop de demandes : attendez quelques minutes avant de réessayer.",
+};
+
 export const lang = pick();
 const words = lang === "en" ? EN : FR;
 const numbers = new Intl.NumberFormat(lang === "en" ? "en-GB" : "fr-FR");
@@ -355,4 +400,15 @@ export function when(iso) {
 export function duration(seconds) {
   const s = Math.max(0, Math.round(seconds));
   return s < 60 ? t("seconds", { n: s }) : t("minutes", { m: Math.floor(s / 60), s: s % 60 });
+}
+
+/** What to show of an API error: the French text of its code on the French page, else the
+ * API's own message. `params` fills the text ({message} is the API's message). */
+export function apiMessage(code, message, params = {}) {
+  const text = lang === "fr" ? API_ERRORS_FR[code] : undefined;
+  if (!text) return message;
+  return text.replace(/\{(\w+)\}/g, (m, name) => {
+    const all = { message, ...params };
+    return name in all && all[name] != null ? String(all[name]) : m;
+  });
 }

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -23,8 +24,9 @@ import pytest
 from lib import db
 from lib.auth import mint_token
 from lib.cli import sign_in_link
-from lib.local.stack import LOCAL_MEMBERS, LocalStack
+from lib.local.stack import LOCAL_MEMBERS, LocalStack, seed_local_organization
 from tests.helpers import (
+    LEAD_HEADER,
     SMALL_SLICES,
     Api,
     add_other_org,
@@ -32,12 +34,15 @@ from tests.helpers import (
     job,
     make_stack,
     outcome,
+    phone,
     same_as_baseline,
     sample,
     storage,
     undisturbed,
     wait_until,
+    write_csv,
 )
+from tests.supabase_auth import SupabaseAuth
 
 pytestmark = pytest.mark.browser
 
@@ -290,7 +295,8 @@ def test_import_from_the_page(
     act.check(page.get_by_label("À tour de rôle entre plusieurs membres"))
     act.check(page.get_by_label(LOCAL_MEMBERS[1][1]))
     act.check(page.get_by_label(LOCAL_MEMBERS[2][1]))
-    button = page.get_by_role("button", name=f"Importer {valid} contacts")
+    # In-file duplicates are skipped (the first occurrence wins): not counted.
+    button = page.get_by_role("button", name=f"Importer {valid - job['duplicate_rows']} contacts")
     expect(button).to_be_visible()
     shot(page, "commit-choices", page.locator("#commit-form"))
     act.click(button)
@@ -354,9 +360,10 @@ def test_expired_token_and_other_organizations_job(stack: LocalStack, conn: psyc
     expired = token(stack, expires_in=-60)
     status, reply = mine.call("GET", "/api/jobs", token=expired)
     assert status == 401, reply
+    assert reply["error"] == "TokenExpired"
     page.goto(sign_in_link(stack.app_url, expired, 3600))
     expect(page.get_by_role("heading", name="Connexion")).to_be_visible()
-    expect(page.get_by_role("alert")).to_have_text(reply["message"])
+    expect(page.get_by_role("alert")).to_have_text("Votre session a expiré : connectez-vous à nouveau.")
     expect(page.get_by_text("mine.csv")).to_have_count(0)
     assert page.evaluate("sessionStorage.getItem('lead-import.session')") is None
     shot(page, "sign-in")
@@ -378,6 +385,93 @@ def test_expired_token_and_other_organizations_job(stack: LocalStack, conn: psyc
         expect(page.get_by_role("heading", name=re.compile("Import introuvable"))).to_be_visible()
         expect(page.get_by_text("secret.csv")).to_have_count(0)
     accessible(page, "not found")
+
+
+def test_deployed_sign_in_asks_supabase_auth_for_a_link_and_refreshes_the_token(
+    database_url: str, page: Any, tmp_path: Path
+) -> None:
+    """Deployed (GET /api/config gives Supabase's URL and anon key): the form asks Supabase Auth
+    for a magic link to the typed email, landing back on the page; the link's session is
+    refreshed before it expires, again and again but not in a loop, and the API calls after
+    the first token expired carry the new one and keep working."""
+    from playwright.sync_api import expect
+
+    secret, anon = "jwt-secret-of-the-project-0123456789", "anon-key-of-the-project"
+    member = LOCAL_MEMBERS[1]
+    users = {email: str(user_id) for user_id, email, _ in LOCAL_MEMBERS}
+    life = 6  # seconds: the life of every access token Supabase Auth hands out here
+    with (
+        SupabaseAuth(secret, anon, users, expires_in=life) as auth,
+        make_stack(
+            database_url, tmp_path, SUPABASE_URL=auth.url, SUPABASE_ANON_KEY=anon, SUPABASE_JWT_SECRET=secret
+        ) as stack,
+    ):
+        seed_local_organization(database_url)  # the stack seeds it only when not "deployed"
+        page.goto(stack.app_url)
+        expect(page.get_by_role("heading", name="Connexion")).to_be_visible()
+        expect(page.get_by_label("Jeton d’accès")).to_have_count(0)
+        accessible(page, "deployed sign-in")
+        # An address without an account: Supabase Auth's refusal (create_user is false), in French.
+        page.get_by_label("Adresse e-mail").fill("inconnu@exemple.fr")
+        page.get_by_role("button", name="Recevoir un lien de connexion").click()
+        expect(page.get_by_role("alert")).to_have_text(re.compile("^Aucun compte n’existe pour cette adresse"))
+        assert auth.requests("POST", "/auth/v1/otp")[0].status == 422
+        page.get_by_label("Adresse e-mail").fill(member[1])
+        page.get_by_role("button", name="Recevoir un lien de connexion").click()
+        expect(page.locator("#main")).to_contain_text(f"Un lien de connexion a été envoyé à {member[1]}.")
+        otp = auth.requests("POST", "/auth/v1/otp")[-1]
+        assert otp.headers["apikey"] == anon
+        assert otp.body["email"] == member[1] and otp.body["create_user"] is False
+        assert otp.query["redirect_to"] == f"{stack.app_url}/"
+
+        # The email's link: Supabase Auth verifies it and sends the browser back to the page
+        # with the session in the fragment.
+        api_calls: list[tuple[float, str, str]] = []  # (when, path, token)
+
+        def seen(request: Any) -> None:
+            if "/api/jobs" in request.url:
+                bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+                api_calls.append((time.time(), urlsplit(request.url).path, bearer))
+
+        page.on("request", seen)
+        page.goto(auth.links[member[1]])
+        expect(page.get_by_role("heading", name="Nouvel import")).to_be_visible()
+        expect(page.get_by_text("Aucun import pour l’instant.")).to_be_visible()
+        assert "#" not in page.url and "access_token" not in page.url
+        landed = time.time()
+        (verify,) = auth.requests("GET", "/auth/v1/verify")
+        first = auth.sessions[0]  # the link's
+        assert api_calls and api_calls[0][2] == first["access_token"]
+
+        # Refreshed before it expires, with the refresh token of the link's session; each
+        # refresh gives a new refresh token (they rotate: a used one is refused).
+        wait_until(lambda: auth.requests("POST", "/auth/v1/token"), what="a refresh")
+        refresh = auth.requests("POST", "/auth/v1/token")[0]
+        assert refresh.at < verify.at + life
+        assert refresh.query == {"grant_type": "refresh_token"} and refresh.headers["apikey"] == anon
+        assert refresh.body == {"refresh_token": first["refresh_token"]}
+
+        # Once the first token is past its expiry (and the API's clock tolerance), the API
+        # refuses it; the page's calls carry a refreshed token and still work.
+        api = Api(stack, member)
+        wait_until(
+            lambda: api.call("GET", "/api/jobs", token=first["access_token"])[0] == 401,
+            timeout=life + 30,
+            what="the first token to expire",
+        )
+        own = auth.session(member[1])["access_token"]  # a token of this project, for the test's own call
+        status, reply = api.call("POST", "/api/jobs", {"file_name": "apres-expiration.csv"}, token=own)
+        assert status == 201, reply
+        page.get_by_role("link", name="Import de contacts").click()
+        expect(page.get_by_role("rowheader", name="apres-expiration.csv")).to_be_visible()
+        # A refresh about every half life, not a loop: at most one per second since landing.
+        refreshes = auth.requests("POST", "/auth/v1/token")
+        assert 2 <= len(refreshes) <= time.time() - landed + 1, len(refreshes)
+        refreshed = {s["access_token"] for s in auth.sessions[1:]}
+        assert api_calls[-1][1] == "/api/jobs" and api_calls[-1][2] in refreshed
+        later = page.evaluate("JSON.parse(sessionStorage.getItem('lead-import.session'))")
+        assert later["access_token"] in refreshed
+        assert all(r.status == 200 for r in refreshes)
 
 
 def sign_in(page: Any, stack: LocalStack) -> None:
@@ -493,12 +587,195 @@ def test_a_failed_job_shows_its_message_and_retries_from_the_page(
         assert count(page, "total_rows") == 40 == job(conn, job_id)["total_rows"]
 
 
-def test_an_api_error_shows_its_message(stack: LocalStack, server_url: str, database_url: str, page: Any) -> None:
-    """The database refusing connections: the page says what the API says (503,
-    "database unavailable"), no blank screen; back once it accepts them again."""
+def test_the_history_offers_each_job_the_actions_its_status_allows(
+    stack: LocalStack, conn: psycopg.Connection, page: Any, tmp_path: Path
+) -> None:
+    """Each history row has the actions its status allows: a failed job its retry, described
+    by its message; a completed one its undo; a pending or ready one its cancel. From the
+    rows: cancel (the focus stays in the row), retry of the failed job to its review, undo
+    of the completed one behind its confirmation (kept, then confirmed)."""
     from playwright.sync_api import expect
 
+    api = Api(stack)
+    good, stats = sample(tmp_path / "bon.csv", rows=30, seed=4)
+    completed = api.import_file(conn, good, "termine.csv")
+    ready = api.parse(conn, good, "a-valider.csv")["id"]
+    status, reply = api.call("POST", "/api/jobs", {"file_name": "en-attente.csv"})
+    assert status == 201, reply
+    pending = reply["job"]["id"]
+    # A file without an email or phone column fails at validating; with a good file in its
+    # place, its retry goes through.
+    failed = api.create(conn, write_csv(tmp_path / "sans-contact.csv", ["Nom", "Ville"], [["Léa", "Lyon"]]))
+    api.start(failed)
+    message = finished(conn, failed, "failed")["error_message"]
+    assert message
+
     sign_in(page, stack)
+    row = {job_id: page.locator(f'tr[data-job="{job_id}"]') for job_id in (completed["id"], ready, pending, failed)}
+    expect(row[failed]).to_contain_text(message)
+
+    def actions(job_id: Any) -> list[str]:
+        return [" ".join(t.split()) for t in row[job_id].locator("td.actions :is(a, button)").all_text_contents()]
+
+    expect(row[failed].get_by_role("button")).to_have_count(1)
+    assert actions(failed) == ["Ouvrir sans-contact.csv", "Réessayer sans-contact.csv"]
+    assert actions(completed["id"]) == ["Ouvrir termine.csv", "Annuler cet import termine.csv"]
+    assert actions(pending) == ["Ouvrir en-attente.csv", "Arrêter en-attente.csv"]
+    assert actions(ready) == ["Ouvrir a-valider.csv", "Arrêter a-valider.csv"]
+    retry = row[failed].get_by_role("button", name="Réessayer sans-contact.csv")
+    expect(retry).to_have_accessible_description(message)
+    accessible(page, "history with every action")
+
+    # Cancel the ready job from its row, with the keyboard: it is cancelled, its row offers
+    # the retry, and the focus is there.
+    keys = Keyboard(page)
+    keys.click(row[ready].get_by_role("button", name="Arrêter a-valider.csv"))
+    expect(row[ready]).to_contain_text("arrêté")
+    again = row[ready].get_by_role("button", name="Réessayer a-valider.csv")
+    expect(again).to_be_focused()
+    assert job(conn, ready)["status"] == "cancelled"
+
+    # Undo from its row: kept first (nothing happens), then confirmed.
+    row[completed["id"]].get_by_role("button", name="Annuler cet import termine.csv").click()
+    dialog = page.get_by_role("dialog", name="Annuler cet import ?")
+    expect(dialog).to_contain_text(f"{completed['inserted_rows']} contacts créés")
+    dialog.get_by_role("button", name="Garder l’import").click()
+    expect(dialog).to_have_count(0)
+    assert job(conn, completed["id"])["status"] == "completed"
+    row[completed["id"]].get_by_role("button", name="Annuler cet import termine.csv").click()
+    dialog.get_by_role("button", name="Supprimer les contacts créés").click()
+    expect(page.get_by_role("heading", name=re.compile("Import annulé"))).to_be_visible()
+    assert job(conn, completed["id"])["status"] == "reverted"
+    left = conn.execute("select count(*) as n from leads where import_job_id = %s", (completed["id"],)).fetchone()
+    assert left["n"] == 0
+
+    # Retry the failed job from its row, its file replaced by a good one: to its review.
+    storage(stack).put(job(conn, failed)["storage_path"], good)
+    page.get_by_role("link", name="Retour aux imports").click()
+    row[failed].get_by_role("button", name="Réessayer sans-contact.csv").click()
+    expect(page).to_have_url(re.compile(f"job={failed}"))
+    expect(page.get_by_role("heading", name="Résultat de l’analyse")).to_be_visible()
+    assert count(page, "total_rows") == stats.rows == job(conn, failed)["total_rows"]
+
+
+def test_an_invalid_row_on_the_second_page_is_fixed_in_place(
+    stack: LocalStack, conn: psycopg.Connection, page: Any, tmp_path: Path
+) -> None:
+    """Twenty invalid rows, ten a page: the keyboard goes to the second page (the focus on
+    its table), a row there is fixed in place and the counts move; the second page is the
+    last (no next page that would be empty), and the first page is still the first ten."""
+    from playwright.sync_api import expect
+
+    invalid = [["", "inconnu", "ACME", f"Ville {i}"] for i in range(20)]
+    valid = [[f"l{i}@exemple.fr", phone(i), "ACME", "Lyon"] for i in range(5)]
+    api = Api(stack)
+    job_id = api.parse(conn, write_csv(tmp_path / "vingt.csv", LEAD_HEADER, invalid + valid))["id"]
+    assert (job(conn, job_id)["invalid_rows"], job(conn, job_id)["valid_rows"]) == (20, 5)
+    listed = api.call("GET", f"/api/jobs/{job_id}/invalid-rows?limit=100")[1]["rows"]
+    numbers = [r["row_no"] for r in listed]
+    assert len(numbers) == 20
+
+    sign_in(page, stack)
+    page.goto(f"{stack.app_url}/?job={job_id}")
+    rows = page.locator("table.invalid tbody tr[data-row]")
+    expect(rows).to_have_count(10)
+    assert [int(n) for n in rows.evaluate_all("rs => rs.map(r => r.dataset.row)")] == numbers[:10]
+    expect(page.get_by_role("button", name="Page précédente")).to_have_count(0)
+
+    keys = Keyboard(page)
+    keys.click(page.get_by_role("button", name="Page suivante"))
+    second = page.get_by_role("table", name="Lignes invalides Page 2")
+    expect(second).to_be_focused()
+    expect(rows).to_have_count(10)
+    assert [int(n) for n in rows.evaluate_all("rs => rs.map(r => r.dataset.row)")] == numbers[10:]
+    expect(page.get_by_role("button", name="Page suivante")).to_have_count(0)
+    accessible(page, "review, second page of invalid rows")
+
+    row_no = numbers[14]
+    row = page.locator(f'table.invalid tbody tr[data-row="{row_no}"]')
+    keys.click(row.get_by_role("button", name=f"Corriger la ligne {row_no}"))
+    keys.fill(page.get_by_label(f"Téléphone (ligne {row_no})"), "06 12 34 56 78")
+    keys.click(page.get_by_role("button", name="Enregistrer"))
+    expect(row.locator("td.state")).to_contain_text("valides")
+    expect(page.locator('[data-count="valid_rows"]')).to_have_text("6")
+    expect(page.locator('[data-count="invalid_rows"]')).to_have_text("19")
+    expect(page.locator('[data-count="fixed_rows"]')).to_have_text("1")
+    fixed = api.call("GET", f"/api/jobs/{job_id}/rows/{row_no}")[1]["row"]
+    assert fixed["valid"] and fixed["values"]["Téléphone"] == "06 12 34 56 78"
+
+    keys.click(page.get_by_role("button", name="Page précédente"))
+    expect(page.get_by_role("table", name="Lignes invalides Page 1")).to_be_focused()
+    assert [int(n) for n in rows.evaluate_all("rs => rs.map(r => r.dataset.row)")] == numbers[:10]
+    keys.click(page.get_by_role("button", name="Page suivante"))
+    expect(rows).to_have_count(9)  # the fixed row is no longer invalid
+    assert row_no not in [int(n) for n in rows.evaluate_all("rs => rs.map(r => r.dataset.row)")]
+
+
+def test_the_commit_choices_preselect_the_owner_column_found_and_count_what_will_be_imported(
+    stack: LocalStack, conn: psycopg.Connection, page: Any, tmp_path: Path
+) -> None:
+    """The owner column the mapping found is the one preselected; without one, the user is
+    asked to choose (no column picked silently). The commit button counts what the commit
+    will try to import: the valid rows less the in-file duplicates it will skip, unless
+    duplicates are created anyway; the summary's created leads are that count."""
+    from playwright.sync_api import expect
+
+    api = Api(stack)
+    header = ["E-mail", "Téléphone", "Ville", "Commercial"]
+    owned = [[f"l{i}@exemple.fr", phone(i), "Lyon", LOCAL_MEMBERS[i % 3][1]] for i in range(5)]
+    with_owner = api.parse(conn, write_csv(tmp_path / "avec-commercial.csv", header, owned))
+    assert with_owner["mapping"][3] == "owner"
+    sign_in(page, stack)
+    page.goto(f"{stack.app_url}/?job={with_owner['id']}")
+    expect(page.get_by_label("Colonne", exact=True)).to_have_value("Commercial")
+    expect(page.get_by_label("Selon une colonne du fichier (e-mail du membre)")).to_be_checked()
+
+    # Ten valid rows, three of them repeating an earlier one (the email in other letters).
+    rows = [[f"m{i}@exemple.fr", phone(i), "Paris"] for i in range(7)]
+    rows += [[f"M{i}@Exemple.FR", phone(100 + i), "Nice"] for i in range(3)]
+    plain = api.parse(conn, write_csv(tmp_path / "doublons.csv", header[:3], rows))
+    assert (plain["valid_rows"], plain["duplicate_rows"]) == (10, 3)
+    page.goto(f"{stack.app_url}/?job={plain['id']}")
+    column = page.get_by_label("Colonne", exact=True)
+    expect(column).to_have_value("")
+    expect(column.locator("option:checked")).to_have_text("— choisissez une colonne —")
+    button = page.locator("#commit-button")
+    expect(button).to_have_text("Importer 7 contacts")
+    page.get_by_label("Créer quand même").check()
+    expect(button).to_have_text("Importer 10 contacts")
+    page.get_by_label("Mettre à jour").check()
+    expect(button).to_have_text("Importer 7 contacts")
+    page.get_by_label("Ignorer").check()
+
+    # A column assignment without a column: asked for, nothing sent.
+    page.get_by_label("Selon une colonne du fichier (e-mail du membre)").check()
+    button.click()
+    expect(page.get_by_role("alert")).to_have_text("Choisissez la colonne qui contient l’e-mail du propriétaire.")
+    expect(column).to_be_focused()
+    assert job(conn, plain["id"])["status"] == "ready"
+
+    page.get_by_label("Personne").check()
+    button.click()
+    expect(page.get_by_role("heading", name=re.compile("Import terminé"))).to_be_visible()
+    done = finished(conn, plain["id"], "completed")
+    assert (done["inserted_rows"], done["skipped_rows"]) == (7, 3)
+    assert count(page, "inserted_rows") == 7
+
+
+def test_an_api_error_shows_its_message(
+    browser: Any, stack: LocalStack, server_url: str, database_url: str, page: Any
+) -> None:
+    """The database refusing connections: the page says what the API says (503,
+    `database_unavailable`), in French on the French page and as the API's own message on the
+    English one; no blank screen; back once it accepts connections again."""
+    from playwright.sync_api import expect
+
+    french = "La base de données ne répond pas. Réessayez dans un instant."
+    sign_in(page, stack)
+    english = browser.new_context(locale="en-US")
+    english_page = english.new_page()
+    english_page.goto(sign_in_link(stack.app_url, token(stack), 3600))
+    expect(english_page.get_by_role("heading", name="New import")).to_be_visible()
     name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
     with db.connect(server_url) as admin:
         admin.execute(f'alter database "{name}" allow_connections false')  # a test database's own name
@@ -507,16 +784,24 @@ def test_an_api_error_shows_its_message(stack: LocalStack, server_url: str, data
             (name,),
         )
         try:
+            status, reply = Api(stack).call("GET", "/api/jobs")
+            assert (status, reply["error"]) == (503, "database_unavailable"), reply
             page.reload()
-            expect(page.locator("#history")).to_contain_text("The database is unavailable; try again.")
+            expect(page.locator("#history")).to_contain_text(french)
             page.goto(f"{stack.app_url}/?job={uuid.uuid4()}")
-            expect(page.get_by_role("alert")).to_have_text("The database is unavailable; try again.")
+            expect(page.get_by_role("alert")).to_have_text(french)
             shot(page, "api-error")
             accessible(page, "api error")
+            english_page.reload()
+            expect(english_page.locator("#history")).to_contain_text(reply["message"])
         finally:
             admin.execute(f'alter database "{name}" allow_connections true')
+            english.close()
     page.goto(stack.app_url)
     expect(page.get_by_role("heading", name="Historique des imports")).to_be_visible()
+    # A code the page has no French for shows the API's own message.
+    fallback = page.evaluate("import('./i18n.js').then(m => m.apiMessage('a_new_code', 'What the API says.'))")
+    assert fallback == "What the API says."
 
 
 def test_english_when_the_browser_prefers_it(browser: Any, stack: LocalStack) -> None:

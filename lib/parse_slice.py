@@ -221,19 +221,15 @@ def _mark_earlier_keys(conn: Any, job: dict[str, Any], firsts: dict[str, int], r
     """Point this slice's rows whose key an earlier slice staged at that key's first row.
     Returns the slice's duplicate rows.
 
-    Both statements read one table by the job's primary key or the first-key index: a stale
-    estimate of the job's size can make them read the job's earlier rows once, never rows of
-    other jobs, and never once per row.
+    One probe of the first-key index per key of the slice, then an update of the slice's own
+    rows by primary key range: work in proportion to the slice, whatever the job's size.
     """
     before = job["total_rows"]
     if not firsts or not before:
         return len(repeats)
-    found: dict[str, int] = {}
     # Keys are normalized emails and phones (no line break): one text, split in SQL.
     params = {"job": job["id"], "before": before, "keys": "\n".join(firsts)}
-    for row in conn.execute(queries()["earlier_keys"], params):
-        # min(): rows staged before in-file duplicates were marked per slice are all listed.
-        found[row["match_key"]] = min(row["row_no"], found.get(row["match_key"], row["row_no"]))
+    found = {row["match_key"]: row["row_no"] for row in conn.execute(queries()["earlier_keys"], params)}
     if found:
         until = max(firsts.values())
         if repeats:

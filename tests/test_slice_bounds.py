@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from typing import Any
 
 import psycopg
@@ -142,9 +143,39 @@ def test_hot_statements_read_rows_in_proportion_to_their_work(stack, conn, tmp_p
     # rescans this job's rows per row, touches far more than this.
     bound = 20 * CHUNK
     assert {name: n for name, n in touched.items() if n > bound} == {}
+    # A parse slice's lookup of its keys among the job's earlier rows follows the keys, not
+    # the job: 50 keys among the job's 10,000 rows, a probe each.
+    few = [k for k in keys if k][:50]
+    probes, plan = explain(conn, "earlier_keys", {"job": job_id, "before": 2 * CHUNK, "keys": "\n".join(few)})
+    assert probes <= 4 * len(few), plan
     # A fix reads its row and its key's duplicate group (two rows here), nothing else.
     fix = ("staged_row", "row_fix", "fixes_after", "key_firsts", "key_followers", "point_row_to")
     assert {name: touched[name] for name in fix if touched[name] > 10} == {}
+
+
+def test_key_probes_stay_probes_when_the_statistics_took_the_job_for_one_row(conn) -> None:
+    """The worst statistics for a probe by job: gathered while staged_rows held one row, so
+    that any job looks like one row and the primary key (job_id, row_no) looks as good as
+    the first-key index. A slice's lookup of its keys, and a fix's lookup of one key, still
+    probe per key (with `job_id = …` in the probe, the planner read the job's every row
+    once per key)."""
+    other, job_id = uuid.uuid4(), uuid.uuid4()
+    conn.execute("insert into staged_rows (job_id, row_no, raw, valid, match_key) values (%s, 1, '{}', true, 'a@b.fr')",
+                 (other,))  # fmt: skip
+    conn.execute("analyze staged_rows")
+    rows = 20_000
+    conn.execute(
+        "insert into staged_rows (job_id, row_no, valid, match_key)"
+        " select %s, g, true, 'k' || g || '@exemple.fr' from generate_series(1, %s) g",
+        (job_id, rows),
+    )
+    keys = [f"k{n}@exemple.fr" for n in range(1, 2 * rows, 40)]  # 1,000 keys, half of them staged
+    with conn.transaction(force_rollback=True):
+        conn.execute("set local statement_timeout = '60s'")  # a plan per row fails, not hangs
+        probes, plan = explain(conn, "earlier_keys", {"job": job_id, "before": rows, "keys": "\n".join(keys)})
+        assert probes <= 4 * len(keys), plan
+        found, plan = explain(conn, "key_firsts", {"job": job_id, "key": keys[1]})
+        assert found <= 3, plan
 
 
 def test_a_statement_past_its_timeout_rolls_the_slice_back_and_the_retry_completes(

@@ -37,9 +37,11 @@ update staged_rows set
 where job_id = %(job)s and row_no = %(row)s
 
 -- name: key_firsts
--- The first occurrences of a key: a probe of staged_rows_first_key_idx.
+-- The first occurrences of a key: a probe of staged_rows_first_key_probe_idx, by the job and
+-- the key as one value (as earlier_keys in queries.sql, for the same reason).
 select row_no from staged_rows
-where job_id = %(job)s and match_key = %(key)s and match_key is not null and duplicate_of is null
+where (job_id::text || match_key) collate "C" = (%(job)s::uuid::text || %(key)s::text) collate "C"
+  and match_key is not null and duplicate_of is null
 
 -- name: key_followers
 -- The rows repeating one first row: a probe of staged_rows_duplicates_idx. One statement per

@@ -167,7 +167,7 @@ export async function sendMagicLink(email) {
   }
 }
 
-async function request(method, path, body, { auth = true, raw = false } = {}) {
+async function request(method, path, body, { auth = true, raw = false, retried = false } = {}) {
   const headers = { Accept: raw ? "*/*" : "application/json" };
   if (auth) {
     const s = session();
@@ -198,6 +198,11 @@ async function request(method, path, body, { auth = true, raw = false } = {}) {
   }
   const message = data?.message ? apiMessage(data.error, data.message, data) : null;
   if (resp.status === 401 && auth) {
+    // The API refused a token this tab still took for valid (a computer that slept past its
+    // refresh, a clock ahead): one refresh and one retry, when the session can be refreshed.
+    if (!retried && session()?.refresh_token && (await refresh().catch(() => false))) {
+      return request(method, path, body, { auth, raw, retried: true });
+    }
     signOut();
     onSignedOut(message || t("signin_expired"));
     throw new ApiError(401, data?.error || "unauthorized", message || t("signin_expired"));

@@ -824,7 +824,14 @@ function commitForm(job, memberList, my) {
     h("select", { id: "match", name: "match" }, ["email_then_phone", "email", "phone", "email_or_phone"].map((v) => h("option", { value: v, selected: (d.match || "email_then_phone") === v }, t(`match_${v}`)))),
   );
   const ownerIds = new Set(d.owners || []);
-  const owner = h("select", { id: "owner", name: "owner" }, memberList.map((m) => h("option", { value: m.email, selected: d.owner === m.email || (d.assignment === "user" && ownerIds.has(m.id)) }, m.email)));
+  // The member of the remembered settings is preselected; else the user chooses one.
+  const ownerMember = memberList.find((m) => d.owner === m.email || (d.assignment === "user" && ownerIds.has(m.id)));
+  const owner = h(
+    "select",
+    { id: "owner", name: "owner" },
+    ownerMember ? null : h("option", { value: "", selected: true }, t("assign_member_choose")),
+    memberList.map((m) => h("option", { value: m.email, selected: m === ownerMember }, m.email)),
+  );
   const roundRobin = h(
     "fieldset",
     { class: "members" },
@@ -866,7 +873,13 @@ function commitForm(job, memberList, my) {
         act(button, async () => {
           const data = new FormData(form);
           const body = { duplicates: data.get("duplicates"), match: data.get("match"), assignment: data.get("assignment") };
-          if (body.assignment === "user") body.owner = data.get("owner");
+          if (body.assignment === "user") {
+            body.owner = data.get("owner");
+            if (!body.owner) {
+              owner.focus();
+              throw new Error(t("choose_member"));
+            }
+          }
           if (body.assignment === "round_robin") {
             body.owners = data.getAll("owners");
             if (!body.owners.length) throw new Error(t("choose_members"));

@@ -511,7 +511,9 @@ def test_progress_moves_and_a_commit_cancelled_from_the_page_resumes(
     from playwright.sync_api import expect
 
     path = tmp_path / "leads-slow.csv"
-    data, stats = sample(path, rows=300, seed=11)
+    # 500 rows: ten parse slices, about 4.5 s, for a page that polls once a second and
+    # reloads once on the way (with 300, a loaded machine sometimes let it see only two).
+    data, stats = sample(path, rows=500, seed=11)
     baseline = undisturbed(server_url, tmp_path / "baseline", data)
     with make_stack(database_url, tmp_path, **SMALL_SLICES, LOCAL_QSTASH_FAULTS="delay_ms=450-450") as stack:
         sign_in(page, stack)
@@ -711,7 +713,43 @@ def test_an_invalid_row_on_the_second_page_is_fixed_in_place(
     assert row_no not in [int(n) for n in rows.evaluate_all("rs => rs.map(r => r.dataset.row)")]
 
 
-def test_the_commit_choices_preselect_the_owner_column_found_and_count_what_will_be_imported(
+def test_a_token_the_api_refuses_is_refreshed_once_before_signing_out(
+    database_url: str, page: Any, tmp_path: Path
+) -> None:
+    """The API refuses a token the tab still takes for valid (a computer that slept past the
+    refresh): the page refreshes the session once and retries, and the user stays signed in.
+    When the refresh is refused too, the page goes back to signing in."""
+    from playwright.sync_api import expect
+
+    secret, anon = "jwt-secret-of-the-project-0123456789", "anon-key-of-the-project"
+    user_id, email, _ = LOCAL_MEMBERS[1]
+    users = {e: str(u) for u, e, _ in LOCAL_MEMBERS}
+    with (
+        SupabaseAuth(secret, anon, users) as auth,
+        make_stack(
+            database_url, tmp_path, SUPABASE_URL=auth.url, SUPABASE_ANON_KEY=anon, SUPABASE_JWT_SECRET=secret
+        ) as stack,
+    ):
+        seed_local_organization(database_url)
+        expired = mint_token(secret, str(user_id), email, expires_in=-120, issuer=f"{auth.url}/auth/v1")
+        session = auth.session(email)
+
+        def land(refresh_token: str) -> None:
+            # A session the tab believes good for an hour, whose access token the API refuses.
+            page.goto(f"{stack.app_url}/#access_token={expired}&expires_in=3600&refresh_token={refresh_token}")
+
+        land(session["refresh_token"])
+        expect(page.get_by_text("Aucun import pour l’instant.")).to_be_visible()
+        (refresh,) = auth.requests("POST", "/auth/v1/token")
+        assert refresh.body == {"refresh_token": session["refresh_token"]}
+
+        land("a-refresh-token-supabase-never-gave")
+        expect(page.get_by_role("heading", name="Connexion")).to_be_visible()
+        expect(page.get_by_text("Aucun import pour l’instant.")).to_have_count(0)
+        assert len(auth.requests("POST", "/auth/v1/token")) == 2
+
+
+def test_the_commit_choices_preselect_the_owner_column_found_ask_for_a_member_and_count_what_will_be_imported(
     stack: LocalStack, conn: psycopg.Connection, page: Any, tmp_path: Path
 ) -> None:
     """The owner column the mapping found is the one preselected; without one, the user is
@@ -754,12 +792,26 @@ def test_the_commit_choices_preselect_the_owner_column_found_and_count_what_will
     expect(column).to_be_focused()
     assert job(conn, plain["id"])["status"] == "ready"
 
-    page.get_by_label("Personne").check()
+    # One member, not yet chosen (none is picked silently either): asked for, nothing sent;
+    # then chosen, and the leads are theirs.
+    page.get_by_label("Un membre").check()
+    member = page.get_by_label("Membre", exact=True)
+    expect(member.locator("option:checked")).to_have_text("— choisissez un membre —")
+    button.click()
+    expect(page.get_by_role("alert")).to_have_text("Choisissez le membre à qui attribuer les contacts.")
+    expect(member).to_be_focused()
+    assert job(conn, plain["id"])["status"] == "ready"
+    user_id, email, _ = LOCAL_MEMBERS[1]
+    member.select_option(email)
     button.click()
     expect(page.get_by_role("heading", name=re.compile("Import terminé"))).to_be_visible()
     done = finished(conn, plain["id"], "completed")
     assert (done["inserted_rows"], done["skipped_rows"]) == (7, 3)
     assert count(page, "inserted_rows") == 7
+    owners = conn.execute(
+        "select owner_id, count(*) as n from leads where import_job_id = %s group by 1", (plain["id"],)
+    )
+    assert [(r["owner_id"], r["n"]) for r in owners] == [(user_id, 7)]
 
 
 def test_an_api_error_shows_its_message(

@@ -79,21 +79,28 @@ def row_values(raw: Sequence[str], header: Sequence[str]) -> tuple[dict[str, str
 
 def reasons(
     codes: Sequence[str], raw: Sequence[str], header: Sequence[str], mapping: Sequence[str | None]
-) -> list[dict[str, str]]:
-    """Code and text of each error of a row; the text names the bad value when there is one."""
-    out = []
+) -> list[dict[str, Any]]:
+    """Code and text of each error of a row; the text names the bad value when there is one.
+
+    The facts the text is made of come with it, for a client that words it in another
+    language: `value` (the bad email or phone, shortened like in the text) when there is one,
+    `cells` and `columns` for a malformed row."""
+    out: list[dict[str, Any]] = []
     for code in codes:
-        message = describe(code)
+        reason: dict[str, Any] = {"code": code, "message": describe(code)}
         if code in ("invalid_email", "invalid_phone"):
             value = _cell(raw, mapping, code.removeprefix("invalid_"))
             what = "email address" if code == "invalid_email" else "phone number"
             if value:
-                message = f"The {what} “{value}” is not valid."
+                reason.update(message=f"The {what} “{value}” is not valid.", value=value)
         elif code == "malformed_row":
-            message = (
-                f"The row has {len(raw)} cells but the header has {len(header)} columns (a stray delimiter or quote?)."
+            reason.update(
+                message=f"The row has {len(raw)} cells but the header has {len(header)} columns "
+                "(a stray delimiter or quote?).",
+                cells=len(raw),
+                columns=len(header),
             )
-        out.append({"code": code, "message": message})
+        out.append(reason)
     return out
 
 

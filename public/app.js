@@ -15,7 +15,7 @@ import {
   upload,
   useToken,
 } from "./api.js";
-import { duration, lang, num, t, when } from "./i18n.js";
+import { duration, lang, num, reviewText, t, when } from "./i18n.js";
 
 const ACTIVE = new Set(["validating", "parsing", "committing", "reverting"]);
 const FILE_TYPES = ["csv", "txt", "tsv", "xlsx", "xlsm", "ods", "xls"];
@@ -637,14 +637,14 @@ function updateCounts(job) {
 }
 
 function codesBox(codes) {
-  const list = (items) =>
-    h("ul", {}, items.map((c) => h("li", { dataset: { code: c.code } }, h("strong", {}, c.message), " — ", t("code_rows", { count: num(c.count), rows: c.example_rows.join(", ") }))));
+  const list = (items, warning) =>
+    h("ul", {}, items.map((c) => h("li", { dataset: { code: c.code } }, h("strong", {}, reviewText(c, { warning })), " — ", t("code_rows", { count: num(c.count), rows: c.example_rows.join(", ") }))));
   return h(
     "section",
     { "aria-labelledby": "codes-title" },
     h("h3", { id: "codes-title" }, t("errors_title")),
-    codes.errors.length ? list(codes.errors) : h("p", {}, t("invalid_none")),
-    codes.warnings.length ? [h("h4", {}, t("warnings_title")), list(codes.warnings)] : null,
+    codes.errors.length ? list(codes.errors, false) : h("p", {}, t("invalid_none")),
+    codes.warnings.length ? [h("h4", {}, t("warnings_title")), list(codes.warnings, true)] : null,
   );
 }
 
@@ -687,7 +687,7 @@ async function invalidPage(job, box, afters, my, { focus = false } = {}) {
 function rowState(row) {
   if (row.valid) return h("span", { class: "ok" }, "✓ ", t("count_valid").toLowerCase());
   if (row.excluded) return h("span", { class: "muted" }, t("excluded"));
-  return h("ul", { class: "reasons" }, (row.reasons || []).map((r) => h("li", { dataset: { code: r.code } }, r.message)));
+  return h("ul", { class: "reasons" }, (row.reasons || []).map((r) => h("li", { dataset: { code: r.code } }, reviewText(r))));
 }
 
 function invalidRow(job, header, row, my) {

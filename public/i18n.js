@@ -96,6 +96,19 @@ const FR = {
   errors_title: "Erreurs",
   warnings_title: "Avertissements",
   code_rows: "{count} lignes — par exemple {rows}",
+  // The review's codes (lib/review.py): an error's text, a warning's, and a reason's with
+  // the facts the API gives beside it (_value: the bad value; _counts: cells and columns).
+  review_error_no_contact: "Ni e-mail valide ni numéro de téléphone valide : la ligne ne peut pas être importée.",
+  review_error_malformed_row: "La ligne a plus de cellules que l’en-tête n’a de colonnes (un séparateur ou un guillemet en trop ?).",
+  review_error_malformed_row_counts: "La ligne a {cells} cellules mais l’en-tête a {columns} colonnes (un séparateur ou un guillemet en trop ?).",
+  review_error_invalid_email: "L’adresse e-mail n’est pas valide.",
+  review_error_invalid_email_value: "L’adresse e-mail « {value} » n’est pas valide.",
+  review_error_invalid_phone: "Le numéro de téléphone n’est pas valide.",
+  review_error_invalid_phone_value: "Le numéro de téléphone « {value} » n’est pas valide.",
+  review_error_excluded: "Exclue de l’import lors de la vérification.",
+  review_warning_invalid_email: "L’adresse e-mail n’est pas valide : le contact est importé avec l’adresse telle quelle, et rapproché par son téléphone seulement.",
+  review_warning_invalid_phone: "Le numéro de téléphone n’est pas valide : le contact est importé avec le numéro tel quel, et rapproché par son e-mail seulement.",
+  review_warning_undecodable_bytes: "Certains caractères n’ont pas pu être lus dans l’encodage du fichier (affichés ainsi : �).",
   invalid_title: "Lignes invalides",
   invalid_none: "Aucune ligne invalide.",
   col_row: "Ligne",
@@ -265,6 +278,17 @@ const EN = {
   errors_title: "Errors",
   warnings_title: "Warnings",
   code_rows: "{count} rows — for example {rows}",
+  review_error_no_contact: "No valid email and no valid phone number: the row cannot be imported.",
+  review_error_malformed_row: "The row has more cells than the header has columns (a stray delimiter or quote?).",
+  review_error_malformed_row_counts: "The row has {cells} cells but the header has {columns} columns (a stray delimiter or quote?).",
+  review_error_invalid_email: "The email address is not valid.",
+  review_error_invalid_email_value: "The email address “{value}” is not valid.",
+  review_error_invalid_phone: "The phone number is not valid.",
+  review_error_invalid_phone_value: "The phone number “{value}” is not valid.",
+  review_error_excluded: "Excluded from the import during review.",
+  review_warning_invalid_email: "The email address is not valid: the lead is imported with it as written, and matched by its phone only.",
+  review_warning_invalid_phone: "The phone number is not valid: the lead is imported with it as written, and matched by its email only.",
+  review_warning_undecodable_bytes: "Some characters could not be read in the file’s encoding (shown as �).",
   invalid_title: "Invalid rows",
   invalid_none: "No invalid row.",
   col_row: "Row",
@@ -404,6 +428,19 @@ export function when(iso) {
 export function duration(seconds) {
   const s = Math.max(0, Math.round(seconds));
   return s < 60 ? t("seconds", { n: s }) : t("minutes", { m: Math.floor(s / 60), s: s % 60 });
+}
+
+/** The text of a review code, an error's or (with `warning`) a warning's, in the page's
+ * language: `item` is a code count or a row's reason, whose facts (a reason's bad `value`, a
+ * malformed row's `cells` and `columns`) fill the text. A code without a text shows the
+ * API's own message. */
+export function reviewText(item, { warning = false } = {}) {
+  const base = `review_${warning ? "warning" : "error"}_${item.code}`;
+  let key = base;
+  if (item.value != null && Object.hasOwn(words, `${base}_value`)) key = `${base}_value`;
+  else if (item.cells != null && item.columns != null && Object.hasOwn(words, `${base}_counts`)) key = `${base}_counts`;
+  if (!Object.hasOwn(words, key)) return item.message;
+  return t(key, { value: item.value, cells: num(item.cells), columns: num(item.columns) });
 }
 
 /** What to show of an API error: the French text of its code on the French page, else the

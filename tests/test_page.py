@@ -207,6 +207,17 @@ class Keyboard(Mouse):
         chooser.value.set_files(str(path))
 
 
+ERRORS_FR = {
+    "no_contact": "Ni e-mail valide ni numéro de téléphone valide : la ligne ne peut pas être importée.",
+    "invalid_email": "L’adresse e-mail n’est pas valide.",
+    "invalid_phone": "Le numéro de téléphone n’est pas valide.",
+}
+WARNINGS_FR = {
+    "invalid_email": "L’adresse e-mail n’est pas valide : le contact est importé",
+    "invalid_phone": "Le numéro de téléphone n’est pas valide : le contact est importé",
+}
+
+
 @pytest.mark.parametrize("user", [Mouse, Keyboard], ids=["mouse", "keyboard"])
 def test_import_from_the_page(
     stack: LocalStack, conn: psycopg.Connection, page: Any, tmp_path: Path, user: type[Mouse]
@@ -240,9 +251,23 @@ def test_import_from_the_page(
     for name in ("total_rows", "valid_rows", "invalid_rows", "duplicate_rows"):
         assert count(page, name) == job[name], name
     assert (job["total_rows"], job["invalid_rows"]) == (stats.rows, stats.invalid)
-    errors = api.call("GET", f"/api/jobs/{job_id}/errors")[1]["errors"]
-    for code in errors:
-        expect(page.locator(f'li[data-code="{code["code"]}"]').first).to_contain_text(code["message"])
+    # The codes in French, by code: an error's text and a warning's differ.
+    review = api.call("GET", f"/api/jobs/{job_id}/errors")[1]
+    assert {c["code"] for c in review["errors"]} == {"no_contact", "invalid_email", "invalid_phone"}
+    assert {c["code"] for c in review["warnings"]} == {"invalid_email", "invalid_phone"}
+    codes = page.locator("#codes-title").locator("xpath=..")
+    for kind, texts in (("errors", ERRORS_FR), ("warnings", WARNINGS_FR)):
+        for code in review[kind]:
+            item = codes.locator(f'ul:{"first" if kind == "errors" else "last"}-of-type li[data-code="{code["code"]}"]')
+            expect(item).to_contain_text(texts[code["code"]])
+            expect(item).not_to_contain_text(code["message"])
+    # A row's reason in French names its bad value.
+    shown = api.call("GET", f"/api/jobs/{job_id}/invalid-rows?limit=10")[1]["rows"]
+    row_no, reason = next((r["row_no"], x) for r in shown for x in r["reasons"] if x.get("value"))
+    what = "L’adresse e-mail" if reason["code"] == "invalid_email" else "Le numéro de téléphone"
+    expect(page.locator(f'tr[data-row="{row_no}"] li[data-code="{reason["code"]}"]')).to_have_text(
+        f"{what} « {reason['value']} » n’est pas valide."
+    )
 
     # Fix the first invalid row in place: an email makes it valid; the counts move.
     first = page.locator("table.invalid tbody tr").first

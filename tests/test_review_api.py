@@ -90,11 +90,15 @@ def test_invalid_rows_by_keyset_pages(stack, conn, ready_job) -> None:
     assert malformed["extra_cells"] == ["en trop"]
     assert [r["code"] for r in malformed["reasons"]] == ["malformed_row"]
     assert "8 cells" in malformed["reasons"][0]["message"] and "7 columns" in malformed["reasons"][0]["message"]
+    # The facts of each text come with it, for a page that words it in French.
+    assert (malformed["reasons"][0]["cells"], malformed["reasons"][0]["columns"]) == (8, 7)
 
     no_contact = rows[7]
     assert [r["code"] for r in no_contact["reasons"]] == ["no_contact", "invalid_email", "invalid_phone"]
     messages = " ".join(r["message"] for r in no_contact["reasons"])
     assert "à voir" in messages and "inconnu" in messages
+    values = {r["code"]: r.get("value") for r in no_contact["reasons"]}
+    assert values == {"no_contact": None, "invalid_email": "à voir", "invalid_phone": "inconnu"}
     assert no_contact["extra_cells"] == []
 
 

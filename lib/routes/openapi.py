@@ -249,11 +249,29 @@ SCHEMAS: dict[str, Any] = {
             "valid": {"type": "boolean"},
             "excluded": {"type": "boolean"},
             "duplicate_of": _nullable("integer"),
-            "reasons": {"type": "array"},
+            "reasons": {"type": "array", "items": _ref("Reason")},
             "warnings": {"type": "array", "items": {"type": "object"}},
             "fix": _nullable("object"),
         },
         "required": ["row_no", "values", "extra_cells", "valid", "excluded", "reasons", "warnings", "fix"],
+    },
+    "Reason": {
+        "type": "object",
+        "description": "Why a row is invalid: its code, the text in English, and the facts the text names",
+        "properties": {
+            "code": {
+                "type": "string",
+                "description": "no_contact, malformed_row, invalid_email, invalid_phone, excluded",
+            },
+            "message": {"type": "string", "description": "In English, naming the bad value or the counts"},
+            "value": {
+                "type": "string",
+                "description": "invalid_email, invalid_phone: the bad value (80 characters at most), when the cell has one",
+            },
+            "cells": {"type": "integer", "description": "malformed_row: the row's cells"},
+            "columns": {"type": "integer", "description": "malformed_row: the header's columns"},
+        },
+        "required": ["code", "message"],
     },
     "Member": {
         "type": "object",
@@ -322,7 +340,20 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "header": {"type": "array", "items": {"type": "string"}},
-            "rows": {"type": "array", "items": {"type": "object"}},
+            "rows": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "row_no": {"type": "integer"},
+                        "values": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "extra_cells": {"type": "array", "items": {"type": "string"}},
+                        "reasons": {"type": "array", "items": _ref("Reason")},
+                        "warnings": {"type": "array", "items": {"type": "object"}},
+                    },
+                    "required": ["row_no", "values", "extra_cells", "reasons", "warnings"],
+                },
+            },
             "next_after": _nullable("integer"),
         },
         "required": ["header", "rows", "next_after"],

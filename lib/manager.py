@@ -145,7 +145,7 @@ def sweep(conn: Connection, publish: Publish, *, max_sweeps: int, retention_days
                     # Re-checked under the lock: a slice may have run since the select.
                     locked = conn.execute(queries()["lock_job"], {"id": job_id}).fetchone()
                     stale = locked is not None and _lease_expired(locked)
-                    if stale and fail_job(conn, job_id, message, run=job["run"]):
+                    if stale and fail_job(conn, job_id, message, code="stalled", run=job["run"]):
                         failed.append(job_id)
         except IllegalTransition:
             continue  # it moved on in the meantime: a live slice beat us to it
@@ -197,7 +197,7 @@ def _lock(conn: Connection, job_id: str) -> Row:
 def _new_run(job: Row) -> dict[str, Any]:
     """The changes that start a new run of the job (with its status change): messages of
     older runs become stale, and the lease counts from now, by the database's clock."""
-    return {"run": job["run"] + 1, "heartbeat_at": jobs.NOW, "error_message": None}
+    return {"run": job["run"] + 1, "heartbeat_at": jobs.NOW, "error_message": None, "error_code": None}
 
 
 def begin_phase(conn: Connection, job_id: str, action: str, phase: str, publish: Publish, **changes: Any) -> Row:

@@ -87,7 +87,7 @@ def handle(
         log.info("slice.busy job=%s phase=%s run=%s slice=%s", msg.job, msg.phase, msg.run, msg.slice)
         return Reply(202, "busy")
     except JobFailed as exc:
-        fail_job(conn, msg.job, exc.message, run=msg.run, slice_no=msg.slice)
+        fail_job(conn, msg.job, exc.message, code=exc.code, run=msg.run, slice_no=msg.slice)
         log.warning("slice.failed job=%s phase=%s slice=%s reason=%s", msg.job, msg.phase, msg.slice, exc.message)
         return Reply(200, "failed", exc.message)
 
@@ -142,9 +142,16 @@ def _finish(conn: Connection, msg: Message, phase: Phase, r: SliceResult) -> Row
 
 
 def fail_job(
-    conn: Connection, job_id: str, message: str, *, run: int | None = None, slice_no: int | None = None
+    conn: Connection,
+    job_id: str,
+    message: str,
+    *,
+    code: str,
+    run: int | None = None,
+    slice_no: int | None = None,
 ) -> bool:
-    """Mark an active job failed with a message a person can act on.
+    """Mark an active job failed with a message a person can act on, in English, and its
+    code, which a page words in its own language.
 
     With `run`, only that run's failure counts: a newer run (a retry) is left alone. With
     `slice_no`, only while that slice is not done: a job that got past it is alive, whatever
@@ -158,5 +165,5 @@ def fail_job(
             return False
         if Status(job["status"]) not in jobs.TRANSITIONS["fail"][0]:
             return False
-        jobs.transition(conn, job_id, "fail", error_message=message, finished_at=datetime.now(UTC))
+        jobs.transition(conn, job_id, "fail", error_message=message, error_code=code, finished_at=datetime.now(UTC))
         return True

@@ -14,7 +14,7 @@ PUBLIC_FIELDS = (
     "total_rows", "estimated_total_rows", "valid_rows", "invalid_rows", "duplicate_rows",
     "inserted_rows", "updated_rows", "skipped_rows", "reverted_rows", "restored_rows", "kept_counts",
     "error_counts", "warning_counts", "fixed_rows", "excluded_rows", "dropped_fixes", "slices_done",
-    "error_message", "heartbeat_at", "created_at", "updated_at", "parse_finished_at",
+    "error_message", "error_code", "heartbeat_at", "created_at", "updated_at", "parse_finished_at",
     "commit_started_at", "finished_at", "mapping_source", "remembered_mapping_id", "workbook",
 )  # fmt: skip
 

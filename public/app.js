@@ -15,7 +15,7 @@ import {
   upload,
   useToken,
 } from "./api.js";
-import { duration, lang, num, reviewText, t, when } from "./i18n.js";
+import { duration, jobError, lang, num, reviewText, t, when } from "./i18n.js";
 
 const ACTIVE = new Set(["validating", "parsing", "committing", "reverting"]);
 const FILE_TYPES = ["csv", "txt", "tsv", "xlsx", "xlsm", "ods", "xls"];
@@ -298,7 +298,7 @@ async function renderHistory(box, my) {
       }));
     }
     const status = [statusText(job.status)];
-    if (job.status === "failed" && job.error_message) status.push(h("div", { class: "error", id: messageId }, job.error_message));
+    if (job.status === "failed" && job.error_message) status.push(h("div", { class: "error", id: messageId }, jobError(job)));
     return h(
       "tr",
       { dataset: { job: job.id } },
@@ -465,7 +465,7 @@ function renderStopped(job, my) {
         if (my === view) await renderJob(reply.job, my);
       }),
     }, label);
-  if (job.status === "failed") content.push(h("p", { class: "error", role: "alert" }, t("failed_text", { message: job.error_message || "" })), retry(t("retry")));
+  if (job.status === "failed") content.push(h("p", { class: "error", role: "alert" }, t("failed_text", { message: jobError(job) })), retry(t("retry")));
   else if (job.status === "cancelled") content.push(h("p", {}, t("cancelled_text")), retry(t("retry")));
   else if (job.status === "pending") content.push(h("p", {}, t("pending_text")), retry(t("start")));
   else content.push(h("p", {}, statusText(job.status)));

@@ -407,6 +407,22 @@ const API_ERRORS_FR = {
   over_request_rate_limit: "Trop de demandes : attendez quelques minutes avant de réessayer.",
 };
 
+// A failed job's error_code, in French, for the codes whose English message (error_message)
+// names nothing of the file: a code without an entry, or whose message quotes the file
+// (its columns, sizes, a byte offset), shows the English message, and so does the English page.
+const JOB_ERRORS_FR = {
+  file_missing: "Le fichier envoyé n’est plus dans le stockage. Envoyez-le à nouveau et lancez un nouvel import.",
+  empty_file: "Le fichier est vide (ou ne contient que des lignes vides). Importez le fichier CSV qui contient vos contacts.",
+  utf16_file:
+    "Ce fichier est enregistré en UTF-16 (« Texte Unicode »), qui n’est pas pris en charge. Enregistrez-le à nouveau en CSV UTF-8 : dans Excel, Fichier > Enregistrer sous > « CSV UTF-8 (délimité par des virgules) », puis importez ce fichier.",
+  not_a_workbook:
+    "Ce fichier n’est ni un classeur ni un fichier CSV (un document Word ou PowerPoint, une archive ZIP ?). S’il contient vos contacts, ouvrez-les dans votre tableur et enregistrez-les en CSV UTF-8, puis importez ce fichier.",
+  unsupported_workbook:
+    "Ce classeur est au format binaire Excel (.xlsb), qui n’est pas lu ici. Enregistrez-le dans Excel en « Classeur Excel (.xlsx) » ou en CSV UTF-8, et importez ce fichier.",
+  workbook_encrypted:
+    "Ce classeur est protégé par un mot de passe : il ne peut pas être lu. Ouvrez-le dans Excel, retirez le mot de passe (Fichier > Informations > Protéger le classeur > Chiffrer avec mot de passe, puis effacez-le) et importez-le à nouveau, ou enregistrez la feuille en CSV UTF-8 et importez ce fichier.",
+};
+
 export const lang = pick();
 const words = lang === "en" ? EN : FR;
 const numbers = new Intl.NumberFormat(lang === "en" ? "en-GB" : "fr-FR");
@@ -441,6 +457,13 @@ export function reviewText(item, { warning = false } = {}) {
   else if (item.cells != null && item.columns != null && Object.hasOwn(words, `${base}_counts`)) key = `${base}_counts`;
   if (!Object.hasOwn(words, key)) return item.message;
   return t(key, { value: item.value, cells: num(item.cells), columns: num(item.columns) });
+}
+
+/** A failed job's message: the French text of its error_code on the French page, else the
+ * API's (English) error_message. */
+export function jobError(job) {
+  const text = lang === "fr" && Object.hasOwn(JOB_ERRORS_FR, job.error_code ?? "") ? JOB_ERRORS_FR[job.error_code] : undefined;
+  return text || job.error_message || "";
 }
 
 /** What to show of an API error: the French text of its code on the French page, else the

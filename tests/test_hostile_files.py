@@ -120,6 +120,7 @@ def test_a_rejected_file_fails_its_job_with_a_clear_message_and_touches_nothing(
         assert word in failed["error_message"], failed["error_message"]
     status, reply = api.call("GET", f"/api/jobs/{job_id}")
     assert status == 200 and reply["job"]["error_message"] == failed["error_message"]
+    assert failed["error_code"] and reply["job"]["error_code"] == failed["error_code"]
     hostile_stack.wait_idle()
     assert other_state(conn, job_id) == before
     assert conn.execute("select count(*) from leads where import_job_id = %s", (job_id,)).fetchone()["count"] == 0
@@ -243,6 +244,7 @@ def test_file_deleted_from_storage_mid_parse(database_url, tmp_path, conn) -> No
         failed = finished(conn, job_id, "failed")
         assert 5 <= failed["total_rows"] < 40
         assert "no longer in storage" in failed["error_message"] and "Upload it again" in failed["error_message"]
+        assert failed["error_code"] == "file_missing"
         stack.wait_idle()
         assert other_state(conn, job_id) == before
         assert job(conn, earlier)["status"] == "completed"

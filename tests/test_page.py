@@ -574,11 +574,14 @@ def test_progress_moves_and_a_commit_cancelled_from_the_page_resumes(
         same_as_baseline(outcome(conn, job_id), baseline)
 
 
+MISSING_FR = "Le fichier envoyé n’est plus dans le stockage. Envoyez-le à nouveau et lancez un nouvel import."
+
+
 def test_a_failed_job_shows_its_message_and_retries_from_the_page(
     database_url: str, conn: psycopg.Connection, page: Any, tmp_path: Path
 ) -> None:
-    """The file removed from storage mid-parse: the page shows the job's message; with the
-    file back, "Réessayer" resumes it to the review."""
+    """The file removed from storage mid-parse: the page shows the job's message, in French
+    by its code; with the file back, "Réessayer" resumes it to the review."""
     from playwright.sync_api import expect
 
     rows = "".join(f"l{i}@exemple.fr;06 12 34 {i // 100:02d} {i % 100:02d}\r\n" for i in range(40))
@@ -596,15 +599,17 @@ def test_a_failed_job_shows_its_message_and_retries_from_the_page(
         key = job(conn, job_id)["storage_path"]
         storage(stack).delete(key)
         failed = finished(conn, job_id, "failed")
+        assert failed["error_code"] == "file_missing"
         message = page.get_by_role("alert").filter(has_text="L’import a échoué")
-        expect(message).to_contain_text(failed["error_message"])
+        expect(message).to_have_text(f"L’import a échoué : {MISSING_FR}")
         shot(page, "failed")
         accessible(page, "failed")
 
         # The history shows the message next to its retry.
         page.get_by_role("link", name="Retour aux imports").click()
         row = page.locator(f'tr[data-job="{job_id}"]')
-        expect(row).to_contain_text(failed["error_message"])
+        expect(row).to_contain_text(MISSING_FR)
+        expect(row).not_to_contain_text(failed["error_message"])
         expect(row.get_by_role("button", name="Réessayer disparu.csv")).to_be_visible()
         row.get_by_role("link", name="Ouvrir disparu.csv").click()
 

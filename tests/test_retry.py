@@ -303,6 +303,8 @@ def test_when_qstash_gives_up_the_job_fails_with_what_happened_and_what_to_do(
         assert "parse step stopped at slice 1" in message
         assert "HTTP 500" in message and "unknown encoding: no-such-codec" in message
         assert "retry" in message.lower()
+        assert failed["error_code"] == "delivery_failed"  # the page words it in French
+        assert api.call("GET", f"/api/jobs/{job_id}")[1]["job"]["error_code"] == "delivery_failed"
         assert stack.qstash.stats.callbacks >= 1 and stack.qstash.stats.dead >= 1
         stack.wait_idle()
 
@@ -310,6 +312,7 @@ def test_when_qstash_gives_up_the_job_fails_with_what_happened_and_what_to_do(
         conn.execute("update import_jobs set encoding = 'cp1252' where id = %s", (job_id,))
         status, reply = api.retry(job_id)
         assert status == 202, reply
+        assert (reply["job"]["error_message"], reply["job"]["error_code"]) == (None, None)
         commit_like_baseline(api, stack, conn, job_id, baseline)
 
 
@@ -381,7 +384,7 @@ def test_sweep_gives_up_after_max_sweeps_with_a_clear_message(database_url, tmp_
         row = job(conn, job_id)
         assert row["status"] == "failed"
         assert "made no progress" in row["error_message"] and "2 times" in row["error_message"]
-        assert "Retry" in row["error_message"]
+        assert "Retry" in row["error_message"] and row["error_code"] == "stalled"
         assert sweep(stack).json()["failed"] == []  # failed jobs are not swept again
 
 

@@ -149,7 +149,12 @@ SCHEMAS: dict[str, Any] = {
             "activity": _nullable("string", description="A step without row progress, e.g. reading the workbook"),
             "error_counts": {"type": "object", "additionalProperties": {"type": "integer"}},
             "warning_counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "error_message": _nullable("string"),
+            "error_message": _nullable("string", description="A failed job's message, in English"),
+            "error_code": _nullable(
+                "string",
+                description="A failed job's code: the file's rejection (e.g. empty_file, utf16_file), "
+                "file_missing, stalled (no progress, the sweep gave up) or delivery_failed (QStash gave up)",
+            ),
             **{
                 name: _nullable("string", format="date-time")
                 for name in (

@@ -80,7 +80,7 @@ def failure_callback() -> Any:
         "Retry the import to resume where it stopped; if it stops again at the same place, "
         "contact support with this job id."
     )
-    failed = slices.fail_job(connection(), msg.job, message, run=msg.run, slice_no=msg.slice)
+    failed = slices.fail_job(connection(), msg.job, message, code="delivery_failed", run=msg.run, slice_no=msg.slice)
     log.warning("slice.gave_up job=%s phase=%s slice=%s failed=%s", msg.job, msg.phase, msg.slice, failed)
     return jsonify(outcome="failed" if failed else "stale")
 

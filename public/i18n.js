@@ -411,6 +411,11 @@ const API_ERRORS_FR = {
 // names nothing of the file: a code without an entry, or whose message quotes the file
 // (its columns, sizes, a byte offset), shows the English message, and so does the English page.
 const JOB_ERRORS_FR = {
+  // Stopped by the service: the English message's numbers follow as the detail.
+  stalled:
+    "L’import n’avançait plus et a été arrêté. Réessayez-le pour qu’il reprenne là où il s’est arrêté ; s’il s’arrête encore, contactez le support en donnant l’identifiant de cet import. (Détail : {message})",
+  delivery_failed:
+    "Une étape de l’import a échoué malgré plusieurs tentatives. Réessayez l’import pour qu’il reprenne là où il s’est arrêté ; s’il s’arrête encore au même endroit, contactez le support en donnant l’identifiant de cet import. (Détail : {message})",
   file_missing: "Le fichier envoyé n’est plus dans le stockage. Envoyez-le à nouveau et lancez un nouvel import.",
   empty_file: "Le fichier est vide (ou ne contient que des lignes vides). Importez le fichier CSV qui contient vos contacts.",
   utf16_file:
@@ -463,7 +468,7 @@ export function reviewText(item, { warning = false } = {}) {
  * API's (English) error_message. */
 export function jobError(job) {
   const text = lang === "fr" && Object.hasOwn(JOB_ERRORS_FR, job.error_code ?? "") ? JOB_ERRORS_FR[job.error_code] : undefined;
-  return text || job.error_message || "";
+  return text ? text.replace("{message}", job.error_message || "") : job.error_message || "";
 }
 
 /** What to show of an API error: the French text of its code on the French page, else the

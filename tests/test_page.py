@@ -690,6 +690,42 @@ def test_the_history_offers_each_job_the_actions_its_status_allows(
     assert count(page, "total_rows") == stats.rows == job(conn, failed)["total_rows"]
 
 
+def test_a_job_the_service_stopped_is_worded_in_french_with_its_detail(
+    stack: LocalStack, conn: psycopg.Connection, page: Any
+) -> None:
+    """A job the sweep stopped (no progress) or that QStash gave up on: the French page says
+    what happened and what to do in French, with the service's English message, whose numbers
+    it does not translate, as the detail."""
+    from playwright.sync_api import expect
+
+    api = Api(stack)
+    stopped = {
+        "stalled": (
+            "L’import n’avançait plus et a été arrêté.",
+            "The import made no progress for 90 s, 3 times in a row",
+        ),
+        "delivery_failed": (
+            "Une étape de l’import a échoué malgré plusieurs tentatives.",
+            "The parse step stopped at slice 4: QStash gave up after 5 retries (last answer: 503)",
+        ),
+    }
+    sign_in(page, stack)
+    for code, (french, english) in stopped.items():
+        status, reply = api.call("POST", "/api/jobs", {"file_name": f"{code}.csv"})
+        assert status == 201, reply
+        job_id = reply["job"]["id"]
+        # The state the sweep or the failure callback leaves (tests/test_retry.py makes them for real).
+        conn.execute(
+            "update import_jobs set status = 'failed', error_code = %s, error_message = %s, finished_at = now()"
+            " where id = %s",
+            (code, english, job_id),
+        )
+        page.goto(f"{stack.app_url}/?job={job_id}")
+        alert = page.locator("p.error[role=alert]")
+        expect(alert).to_contain_text(french)
+        expect(alert).to_contain_text(f"(Détail : {english})")
+
+
 def test_an_invalid_row_on_the_second_page_is_fixed_in_place(
     stack: LocalStack, conn: psycopg.Connection, page: Any, tmp_path: Path
 ) -> None:

@@ -67,7 +67,7 @@ def revert_chunk(conn: Connection, job: dict[str, Any], after: int, until: int) 
         return verdicts
     ids = array_literal(r["lead_id"] for r in rows)
     now = {r["id"]: r["digest"] for r in conn.execute(q["revert_leads_now"], {"ids": ids, "org": org})}
-    later = _matched_later(conn, job, rows)
+    later = _matched_later(conn, job, rows, ids)
     gone, restore = [], ["-"] * (until - after)  # restore: a "char" per row of the chunk
     for r in rows:
         lead = r["lead_id"]
@@ -89,13 +89,13 @@ def revert_chunk(conn: Connection, job: dict[str, Any], after: int, until: int) 
     return verdicts
 
 
-def _matched_later(conn: Connection, job: dict[str, Any], rows: list[dict[str, Any]]) -> set[Any]:
-    """The leads of these rows that another import, not reverted, matched after this one
+def _matched_later(conn: Connection, job: dict[str, Any], rows: list[dict[str, Any]], ids: str) -> set[Any]:
+    """The leads of these rows (`ids`: their lead ids, an array literal) that another import,
+    not reverted, matched after this one
     wrote them. A lead this import inserted did not exist before it: any other import's
     match came later. A lead it updated may have been matched before too: only imports whose
     commit started after this one's count."""
     q = queries()
-    ids = array_literal(r["lead_id"] for r in rows)
     matches = conn.execute(q["later_matches"], {"ids": ids, "job": job["id"]}).fetchall()
     if not matches:
         return set()

@@ -83,6 +83,14 @@ def _object(**properties: Any) -> dict[str, Any]:
 
 
 JOB_REPLY = _object(job=_ref("Job"))
+# What a row of the file shows in review: in the invalid rows' pages and in a row of its own.
+ROW_SHOWN: dict[str, Any] = {
+    "row_no": {"type": "integer"},
+    "values": {"type": "object", "additionalProperties": {"type": "string"}},
+    "extra_cells": {"type": "array", "items": {"type": "string"}},
+    "reasons": {"type": "array", "items": _ref("Reason")},
+    "warnings": {"type": "array", "items": {"type": "object"}},
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -245,21 +253,13 @@ SCHEMAS: dict[str, Any] = {
         "minProperties": 1,
         "additionalProperties": False,
     },
-    "Row": {
-        "type": "object",
-        "properties": {
-            "row_no": {"type": "integer"},
-            "values": {"type": "object", "additionalProperties": {"type": "string"}},
-            "extra_cells": {"type": "array", "items": {"type": "string"}},
-            "valid": {"type": "boolean"},
-            "excluded": {"type": "boolean"},
-            "duplicate_of": _nullable("integer"),
-            "reasons": {"type": "array", "items": _ref("Reason")},
-            "warnings": {"type": "array", "items": {"type": "object"}},
-            "fix": _nullable("object"),
-        },
-        "required": ["row_no", "values", "extra_cells", "valid", "excluded", "reasons", "warnings", "fix"],
-    },
+    "Row": _object(
+        **ROW_SHOWN,
+        valid={"type": "boolean"},
+        excluded={"type": "boolean"},
+        duplicate_of=_nullable("integer"),
+        fix=_nullable("object"),
+    ),
     "Reason": {
         "type": "object",
         "description": "Why a row is invalid: its code, the text in English, and the facts the text names",
@@ -345,20 +345,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "header": {"type": "array", "items": {"type": "string"}},
-            "rows": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "row_no": {"type": "integer"},
-                        "values": {"type": "object", "additionalProperties": {"type": "string"}},
-                        "extra_cells": {"type": "array", "items": {"type": "string"}},
-                        "reasons": {"type": "array", "items": _ref("Reason")},
-                        "warnings": {"type": "array", "items": {"type": "object"}},
-                    },
-                    "required": ["row_no", "values", "extra_cells", "reasons", "warnings"],
-                },
-            },
+            "rows": {"type": "array", "items": _object(**ROW_SHOWN)},
             "next_after": _nullable("integer"),
         },
         "required": ["header", "rows", "next_after"],
